@@ -1,0 +1,59 @@
+# Boards-rs developer commands. `make dev` runs the system, `make test` runs every check CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export BOARDS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/boards
+export BOARDS_REDIS_URL ?= redis://127.0.0.1:6379
+export BOARDS_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
+export BOARDS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+
+DIESEL ?= $(shell command -v diesel 2>/dev/null || echo $(HOME)/.cargo/bin/diesel)
+
+.PHONY: help dev test lint fmt migrate bench schema schema-check services-check tools build release
+
+help:
+	@echo "make dev           migrate and run the API and the worker (GraphiQL at http://localhost:8088/graphql)"
+	@echo "make test          formatting, lints, schema drift check and all tests (what CI runs)"
+	@echo "make lint | fmt | migrate | schema | schema-check | bench"
+
+services-check:
+	@scripts/check-services.sh
+
+build:
+	cargo build --bins
+
+release:
+	cargo build --release --bins
+
+migrate: services-check build
+	@scripts/ensure-database.sh "$$BOARDS_DATABASE_URL"
+	./target/debug/boards-api migrate
+
+dev: migrate
+	@scripts/dev.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+tools:
+	@test -x "$(DIESEL)" || cargo install diesel_cli --version '^2.3' --no-default-features --features postgres --locked
+
+# Regenerates shared/src/db/schema.rs from a freshly migrated scratch database.
+schema: tools
+	@scripts/print-schema.sh "$(DIESEL)" > shared/src/db/schema.rs
+	@echo "shared/src/db/schema.rs regenerated"
+
+# Fails when shared/src/db/schema.rs no longer matches the migrations.
+schema-check: tools
+	@scripts/print-schema.sh "$(DIESEL)" | diff -u shared/src/db/schema.rs - \
+		|| (echo "schema.rs drifted from the migrations: run 'make schema'"; exit 1)
+
+test: services-check lint schema-check
+	cargo test --workspace
+
+bench:
+	@echo "Benchmarks arrive with the performance work (see docs/benchmarks.md)."

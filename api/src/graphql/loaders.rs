@@ -1,0 +1,150 @@
+//! Per-request DataLoaders: nested lists (owners, members, users, roles) load in one batched
+//! query per kind instead of one query per parent.
+
+use std::{collections::HashMap, sync::Arc};
+
+use boards_shared::{
+    db::{
+        models::{board_members, boards, generations, users, Board, BoardMember, User},
+        PgPool,
+    },
+    AppError,
+};
+use dataloader::{cached::Loader, BatchFn};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+/// A batch failure, shared by every key of the batch.
+#[derive(Clone, Debug)]
+pub struct LoadError(Arc<anyhow::Error>);
+
+impl From<LoadError> for AppError {
+    fn from(e: LoadError) -> Self {
+        AppError::Internal(anyhow::anyhow!("batched load failed: {:#}", e.0))
+    }
+}
+
+pub type Loaded<T> = Result<T, LoadError>;
+
+/// How many loads a loader waits for before it runs a batch: large enough that every sibling
+/// in a list (juniper resolves them concurrently) joins the same batch.
+const YIELD_COUNT: usize = 64;
+
+async fn run<T, F>(pool: &PgPool, keys: &[Uuid], query: F) -> HashMap<Uuid, Loaded<T>>
+where
+    T: Clone + Default,
+    F: AsyncFnOnce(&mut AsyncPgConnection, Vec<Uuid>) -> anyhow::Result<HashMap<Uuid, T>>,
+{
+    let result = match pool.get().await {
+        Ok(mut conn) => query(&mut conn, keys.to_vec()).await,
+        Err(e) => Err(anyhow::anyhow!("database unavailable: {e}")),
+    };
+    match result {
+        Ok(mut found) => keys
+            .iter()
+            .map(|k| (*k, Ok(found.remove(k).unwrap_or_default())))
+            .collect(),
+        Err(e) => {
+            let e = LoadError(Arc::new(e));
+            keys.iter().map(|k| (*k, Err(e.clone()))).collect()
+        }
+    }
+}
+
+pub struct UserBatch(PgPool);
+
+impl BatchFn<Uuid, Loaded<Option<User>>> for UserBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<Option<User>>> {
+        run(&self.0, keys, async |conn, ids| {
+            let rows = users::find_many(conn, &ids).await?;
+            Ok(rows.into_iter().map(|u| (u.id, Some(u))).collect())
+        })
+        .await
+    }
+}
+
+pub struct BoardBatch(PgPool);
+
+impl BatchFn<Uuid, Loaded<Option<Board>>> for BoardBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<Option<Board>>> {
+        run(&self.0, keys, async |conn, ids| {
+            let rows = boards::find_many(conn, &ids).await?;
+            Ok(rows.into_iter().map(|b| (b.id, Some(b))).collect())
+        })
+        .await
+    }
+}
+
+pub struct MembersBatch(PgPool);
+
+impl BatchFn<Uuid, Loaded<Vec<BoardMember>>> for MembersBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<Vec<BoardMember>>> {
+        run(&self.0, keys, async |conn, ids| {
+            let mut by_board: HashMap<Uuid, Vec<BoardMember>> = HashMap::new();
+            for m in board_members::list_for_boards(conn, &ids).await? {
+                by_board.entry(m.board_id).or_default().push(m);
+            }
+            Ok(by_board)
+        })
+        .await
+    }
+}
+
+pub struct GenerationCountBatch(PgPool);
+
+impl BatchFn<Uuid, Loaded<i64>> for GenerationCountBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<i64>> {
+        run(&self.0, keys, async |conn, ids| {
+            Ok(generations::count_for_boards(conn, &ids)
+                .await?
+                .into_iter()
+                .collect())
+        })
+        .await
+    }
+}
+
+/// The current viewer's member role on each board.
+pub struct ViewerRoleBatch {
+    pool: PgPool,
+    viewer: Option<Uuid>,
+}
+
+impl BatchFn<Uuid, Loaded<Option<String>>> for ViewerRoleBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<Option<String>>> {
+        let Some(viewer) = self.viewer else {
+            return keys.iter().map(|k| (*k, Ok(None))).collect();
+        };
+        run(&self.pool, keys, async |conn, ids| {
+            let rows = board_members::roles_of(conn, viewer, &ids).await?;
+            Ok(rows.into_iter().map(|(b, r)| (b, Some(r))).collect())
+        })
+        .await
+    }
+}
+
+/// The loaders of one request.
+pub struct Loaders {
+    pub users: Loader<Uuid, Loaded<Option<User>>, UserBatch>,
+    pub boards: Loader<Uuid, Loaded<Option<Board>>, BoardBatch>,
+    pub members: Loader<Uuid, Loaded<Vec<BoardMember>>, MembersBatch>,
+    pub viewer_roles: Loader<Uuid, Loaded<Option<String>>, ViewerRoleBatch>,
+    pub generation_counts: Loader<Uuid, Loaded<i64>, GenerationCountBatch>,
+}
+
+impl Loaders {
+    pub fn new(pool: &PgPool, viewer: Option<Uuid>) -> Self {
+        Self {
+            users: Loader::new(UserBatch(pool.clone())).with_yield_count(YIELD_COUNT),
+            boards: Loader::new(BoardBatch(pool.clone())).with_yield_count(YIELD_COUNT),
+            members: Loader::new(MembersBatch(pool.clone())).with_yield_count(YIELD_COUNT),
+            viewer_roles: Loader::new(ViewerRoleBatch {
+                pool: pool.clone(),
+                viewer,
+            })
+            .with_yield_count(YIELD_COUNT),
+            generation_counts: Loader::new(GenerationCountBatch(pool.clone()))
+                .with_yield_count(YIELD_COUNT),
+        }
+    }
+}

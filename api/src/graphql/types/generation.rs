@@ -1,0 +1,138 @@
+//! `Generation` and `AdditionalFile`.
+
+use bigdecimal::ToPrimitive;
+use boards_shared::{db::models::Generation, AppError};
+use chrono::{DateTime, Utc};
+use juniper::{graphql_object, GraphQLObject};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    enums::{ArtifactType, GenerationStatus},
+    BoardObj, UserObj,
+};
+use crate::graphql::{
+    context::{load_failed, Context},
+    errors::GqlResult,
+    scalars::{BoardsScalar, Json},
+};
+
+pub struct GenerationObj(pub Generation);
+
+#[derive(Clone, Debug, GraphQLObject)]
+#[graphql(name = "AdditionalFile", scalar = BoardsScalar)]
+pub struct AdditionalFile {
+    pub url: String,
+    #[graphql(name = "type")]
+    pub kind: String,
+    pub metadata: Json,
+}
+
+fn additional_files(stored: &Value) -> Vec<AdditionalFile> {
+    stored
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    Some(AdditionalFile {
+                        url: item.get("url")?.as_str()?.to_string(),
+                        kind: item.get("type")?.as_str()?.to_string(),
+                        metadata: Json(
+                            item.get("metadata")
+                                .cloned()
+                                .unwrap_or_else(|| serde_json::json!({})),
+                        ),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[graphql_object(name = "Generation", context = Context, scalar = BoardsScalar)]
+impl GenerationObj {
+    fn id(&self) -> Uuid {
+        self.0.id
+    }
+    fn tenant_id(&self) -> Uuid {
+        self.0.tenant_id
+    }
+    fn board_id(&self) -> Uuid {
+        self.0.board_id
+    }
+    fn user_id(&self) -> Uuid {
+        self.0.user_id
+    }
+    fn generator_name(&self) -> &str {
+        &self.0.generator_name
+    }
+    fn artifact_type(&self) -> GqlResult<ArtifactType> {
+        Ok(ArtifactType::from_db(&self.0.artifact_type)?)
+    }
+    fn storage_url(&self) -> Option<&str> {
+        self.0.storage_url.as_deref()
+    }
+    fn thumbnail_url(&self) -> Option<&str> {
+        self.0.thumbnail_url.as_deref()
+    }
+    fn additional_files(&self) -> Vec<AdditionalFile> {
+        additional_files(&self.0.additional_files)
+    }
+    fn input_params(&self) -> Json {
+        Json(self.0.input_params.clone())
+    }
+    fn output_metadata(&self) -> Json {
+        Json(self.0.output_metadata.clone())
+    }
+    fn external_job_id(&self) -> Option<&str> {
+        self.0.external_job_id.as_deref()
+    }
+    fn status(&self) -> GqlResult<GenerationStatus> {
+        Ok(GenerationStatus::from_db(&self.0.status)?)
+    }
+    /// Percent complete, 0 to 100.
+    fn progress(&self) -> f64 {
+        self.0.progress.to_f64().unwrap_or(0.0)
+    }
+    fn error_message(&self) -> Option<&str> {
+        self.0.error_message.as_deref()
+    }
+    fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+    fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    async fn board(&self, ctx: &Context) -> GqlResult<BoardObj> {
+        let board = ctx
+            .loaders
+            .boards
+            .try_load(self.0.board_id)
+            .await
+            .map_err(load_failed)??;
+        let board = board.ok_or_else(|| AppError::not_found("Generation board not found"))?;
+        if !ctx.can_read(&board).await? {
+            return Err(AppError::forbidden("Access denied to generation board").into());
+        }
+        Ok(BoardObj(board))
+    }
+
+    async fn user(&self, ctx: &Context) -> GqlResult<UserObj> {
+        let user = ctx
+            .loaders
+            .users
+            .try_load(self.0.user_id)
+            .await
+            .map_err(load_failed)??;
+        user.map(UserObj)
+            .ok_or_else(|| AppError::not_found("User not found").into())
+    }
+}

@@ -1,0 +1,29 @@
+//! GraphQL object, input and enum types. Objects wrap database models; nested fields go
+//! through the request's loaders.
+
+pub mod board;
+pub mod enums;
+pub mod generation;
+pub mod inputs;
+pub mod member;
+pub mod user;
+
+pub use board::BoardObj;
+pub use generation::GenerationObj;
+pub use member::BoardMemberObj;
+pub use user::UserObj;
+
+use juniper::GraphQLObject;
+
+use super::scalars::BoardsScalar;
+
+/// The result of a mutation that returns nothing but its outcome.
+#[derive(Clone, Copy, Debug, GraphQLObject)]
+#[graphql(scalar = BoardsScalar)]
+pub struct OperationResult {
+    pub success: bool,
+}
+
+impl OperationResult {
+    pub const SUCCESS: Self = Self { success: true };
+}

@@ -1,0 +1,184 @@
+//! Boards API server: actix-web + juniper GraphQL over PostgreSQL.
+//!
+//! [`Application::build`] assembles exactly what production runs; `main.rs` only parses the
+//! command line, and tests start the same application on port 0.
+
+pub mod graphql;
+pub mod health;
+pub mod middleware;
+pub mod state;
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_cors::Cors;
+use actix_web::{
+    dev::Server, http::header, middleware::from_fn, web, App, HttpResponse, HttpServer,
+};
+use anyhow::Context as _;
+use boards_shared::{
+    auth::{build_provider, AuthService},
+    config::redact_url,
+    db::{self, models::tenants, DbMetrics},
+    Config,
+};
+use serde_json::json;
+use slog::{info, warn, Logger};
+
+use crate::state::AppState;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects to PostgreSQL, checks the schema, ensures the default tenant and binds the port.
+    pub async fn build(config: Config, logger: Logger) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let db_metrics = Arc::new(DbMetrics::default());
+        let pool = db::build_pool(&config.database, db_metrics.clone());
+        wait_for_database(&pool, &config, &logger).await?;
+        if db::has_pending_migrations(config.database.url.expose()).await? {
+            anyhow::bail!(
+                "the database schema is not up to date: run `boards-api migrate` (or `make migrate`) first"
+            );
+        }
+        {
+            let mut conn = pool.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            tenants::ensure(
+                &mut conn,
+                &config.tenancy.default_tenant_slug,
+                &config.tenancy.tenant_name,
+            )
+            .await
+            .context("ensuring the default tenant")?;
+        }
+        let provider = build_provider(&config)?;
+        let auth = Arc::new(AuthService::new(&config, provider, pool.clone()));
+        let schema = Arc::new(graphql::build_schema(&config.graphql));
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            pool,
+            db_metrics,
+            auth,
+            schema,
+            logger: logger.clone(),
+        });
+
+        let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
+            .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            let config = &app_state.config;
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(config.api.max_body_bytes))
+                .wrap(from_fn(middleware::tenant_header))
+                .wrap(from_fn(middleware::access_log))
+                .wrap(cors(&config.api.cors_origins))
+                .configure(routes)
+        })
+        .shutdown_timeout(30)
+        .listen(listener)?;
+        if config.api.workers > 0 {
+            server = server.workers(config.api.workers);
+        }
+        info!(logger, "API listening"; "address" => format!("{}:{}", config.api.host, port),
+            "graphiql" => format!("http://{}:{}/graphql", display_host(&config.api.host), port));
+        Ok(Self {
+            port,
+            server: server.run(),
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn display_host(host: &str) -> &str {
+    if host == "0.0.0.0" {
+        "localhost"
+    } else {
+        host
+    }
+}
+
+/// Every route of the API.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .service(
+            web::resource("/graphql")
+                .route(web::post().to(graphql::transport::graphql_post))
+                .route(web::get().to(graphql::transport::graphql_get))
+                .default_service(web::to(|| async {
+                    HttpResponse::MethodNotAllowed().json(json!({"detail": "Method Not Allowed"}))
+                })),
+        )
+        .route(
+            "/graphql/",
+            web::to(|| async {
+                HttpResponse::TemporaryRedirect()
+                    .insert_header((header::LOCATION, "/graphql"))
+                    .finish()
+            }),
+        )
+        .default_service(web::to(|| async {
+            HttpResponse::NotFound().json(json!({"detail": "Not Found"}))
+        }));
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let base = Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .expose_headers(["x-request-id"])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return base.allow_any_origin().send_wildcard();
+    }
+    origins
+        .iter()
+        .fold(base.supports_credentials(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+}
+
+/// Waits up to 30 s for PostgreSQL, then fails with a message naming it.
+async fn wait_for_database(
+    pool: &db::PgPool,
+    config: &Config,
+    logger: &Logger,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match db::ping(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() + delay > deadline => {
+                anyhow::bail!(
+                    "PostgreSQL is unreachable at {}: {e:#}. Start PostgreSQL or set BOARDS_DATABASE_URL.",
+                    redact_url(config.database.url.expose())
+                );
+            }
+            Err(e) => {
+                warn!(logger, "waiting for PostgreSQL"; "error" => format!("{e:#}"));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+        }
+    }
+}

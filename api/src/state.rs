@@ -1,0 +1,27 @@
+//! [`AppState`]: everything a request handler needs, built once at startup.
+
+use std::sync::Arc;
+
+use boards_shared::{
+    auth::AuthService,
+    db::{DbMetrics, PgPool},
+    Config,
+};
+use slog::Logger;
+
+use crate::graphql::Schema;
+
+pub struct AppState {
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// PostgreSQL connections (diesel-async over bb8).
+    pub pool: PgPool,
+    /// Counters of the pool (SQL statements run).
+    pub db_metrics: Arc<DbMetrics>,
+    /// Token verification, tenant resolution and user provisioning.
+    pub auth: Arc<AuthService>,
+    /// The GraphQL schema, built once.
+    pub schema: Arc<Schema>,
+    /// The root logger of the process.
+    pub logger: Logger,
+}

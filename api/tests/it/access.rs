@@ -1,0 +1,370 @@
+//! The access-control matrix of contract §0.4: every board and member query and mutation for
+//! the owner, each member role, a stranger of the same tenant, a user of another tenant and an
+//! anonymous caller (multi-tenant mode, so "another tenant" is real).
+
+use std::collections::HashMap;
+
+use boards_shared::db::models::tenants;
+use serde_json::{json, Value};
+
+use crate::{
+    members::{ADD, REMOVE, SET_ROLE},
+    util::{Options, TestApp, TestUser},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Who {
+    Owner,
+    Viewer,
+    Editor,
+    Admin,
+    Stranger,
+    OtherTenant,
+    Anonymous,
+}
+
+const EVERYONE: [Who; 7] = [
+    Who::Owner,
+    Who::Viewer,
+    Who::Editor,
+    Who::Admin,
+    Who::Stranger,
+    Who::OtherTenant,
+    Who::Anonymous,
+];
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Allowed,
+    /// A read that comes back empty (null / absent) without an error.
+    Hidden,
+    Denied(&'static str),
+}
+
+use Outcome::*;
+
+struct World {
+    app: TestApp,
+    users: HashMap<Who, TestUser>,
+    /// Members not in the matrix, acted upon by member mutations.
+    subjects: Vec<TestUser>,
+}
+
+impl World {
+    async fn new() -> Self {
+        let app =
+            TestApp::spawn_with(Options::default().env("BOARDS_MULTI_TENANT_MODE", "true")).await;
+        let mut conn = app.db.connect().await.unwrap();
+        tenants::ensure(&mut conn, "other", "Other").await.unwrap();
+        let mut users = HashMap::new();
+        for (who, sub) in [
+            (Who::Owner, "owner"),
+            (Who::Viewer, "viewer"),
+            (Who::Editor, "editor"),
+            (Who::Admin, "admin"),
+            (Who::Stranger, "stranger"),
+        ] {
+            users.insert(
+                who,
+                app.user_with(sub, json!({"tenant": "default"}), Some("default"))
+                    .await,
+            );
+        }
+        users.insert(
+            Who::OtherTenant,
+            app.user_with("outsider", json!({"tenant": "other"}), Some("other"))
+                .await,
+        );
+        let mut subjects = vec![];
+        for i in 0..8 {
+            subjects.push(
+                app.user_with(
+                    &format!("subject{i}"),
+                    json!({"tenant": "default"}),
+                    Some("default"),
+                )
+                .await,
+            );
+        }
+        Self {
+            app,
+            users,
+            subjects,
+        }
+    }
+
+    fn tenant(who: Who) -> &'static str {
+        if who == Who::OtherTenant {
+            "other"
+        } else {
+            "default"
+        }
+    }
+
+    async fn as_(&self, who: Who, query: &str, vars: Value) -> Value {
+        let token = self.users.get(&who).map(|u| u.token.as_str());
+        self.app
+            .gql_full(token, Some(Self::tenant(who)), query, vars)
+            .await
+    }
+
+    /// A board of the owner with one member per role plus a subject member; returns
+    /// (board id, subject membership id).
+    async fn board(&self, public: bool, subject: usize) -> (String, String) {
+        let data = self
+            .as_(
+                Who::Owner,
+                "mutation($i: CreateBoardInput!) { createBoard(input: $i) { id } }",
+                json!({"i": {"title": "matrix board", "isPublic": public}}),
+            )
+            .await;
+        let id = data["data"]["createBoard"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (who, role) in [
+            (Who::Viewer, "VIEWER"),
+            (Who::Editor, "EDITOR"),
+            (Who::Admin, "ADMIN"),
+        ] {
+            let res = self
+                .as_(
+                    Who::Owner,
+                    ADD,
+                    json!({"b": id, "e": self.users[&who].email, "r": role}),
+                )
+                .await;
+            assert!(res.get("errors").is_none(), "{res}");
+        }
+        let res = self
+            .as_(
+                Who::Owner,
+                ADD,
+                json!({"b": id, "e": self.subjects[subject].email, "r": "VIEWER"}),
+            )
+            .await;
+        let member = res["data"]["addBoardMember"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (id, member)
+    }
+}
+
+fn outcome(res: &Value, field: &str) -> Outcome {
+    match res.get("errors") {
+        Some(errors) => Denied(
+            match errors[0]["extensions"]["code"].as_str().unwrap_or("") {
+                "UNAUTHENTICATED" => "UNAUTHENTICATED",
+                "FORBIDDEN" => "FORBIDDEN",
+                "NOT_FOUND" => "NOT_FOUND",
+                other => panic!("unexpected error code {other}: {res}"),
+            },
+        ),
+        None => {
+            let v = &res["data"][field];
+            if v.is_null() || v == &json!([]) || v == &json!(0) {
+                Hidden
+            } else {
+                Allowed
+            }
+        }
+    }
+}
+
+fn expect(who: Who, allowed: &[Who]) -> Outcome {
+    if allowed.contains(&who) {
+        Allowed
+    } else if who == Who::Anonymous {
+        Denied("UNAUTHENTICATED")
+    } else {
+        Denied("FORBIDDEN")
+    }
+}
+
+const READERS: [Who; 4] = [Who::Owner, Who::Viewer, Who::Editor, Who::Admin];
+
+#[tokio::test]
+async fn reads_of_a_private_board() {
+    let w = World::new().await;
+    let (board, _) = w.board(false, 0).await;
+    for who in EVERYONE {
+        let expected = if READERS.contains(&who) {
+            Allowed
+        } else {
+            Hidden
+        };
+        let q = "query($id: UUID!) { board(id: $id) { id owner { id } members { user { id } inviter { id } } generationCount generations { id } } }";
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({"id": board})).await, "board"),
+            expected,
+            "board {who:?}"
+        );
+        let q = "{ myBoards { id } }";
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({})).await, "myBoards"),
+            expected,
+            "myBoards {who:?}"
+        );
+        let q = "{ searchBoards(query: \"matrix\") { id } }";
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({})).await, "searchBoards"),
+            expected,
+            "search {who:?}"
+        );
+        let q = "{ publicBoards { id } }";
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({})).await, "publicBoards"),
+            Hidden,
+            "public {who:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reads_of_a_public_board() {
+    let w = World::new().await;
+    let (board, _) = w.board(true, 0).await;
+    for who in EVERYONE {
+        let q = "query($id: UUID!) { board(id: $id) { id owner { id } members { user { id } } generationCount } }";
+        let res = w.as_(who, q, json!({"id": board})).await;
+        assert_eq!(outcome(&res, "board"), Allowed, "board {who:?}: {res}");
+        let q = "{ searchBoards(query: \"matrix\") { id } }";
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({})).await, "searchBoards"),
+            Allowed,
+            "search {who:?}"
+        );
+        let q = "{ publicBoards { id } }";
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({})).await, "publicBoards"),
+            Allowed,
+            "public {who:?}"
+        );
+        let expected = if READERS.contains(&who) {
+            Allowed
+        } else {
+            Hidden
+        };
+        let q = "{ myBoards { id } }";
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({})).await, "myBoards"),
+            expected,
+            "myBoards {who:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn update_board() {
+    let w = World::new().await;
+    let (board, _) = w.board(false, 0).await;
+    let q = "mutation($i: UpdateBoardInput!) { updateBoard(input: $i) { id } }";
+    for who in EVERYONE {
+        let res = w
+            .as_(
+                who,
+                q,
+                json!({"i": {"id": board, "title": format!("{who:?}")}}),
+            )
+            .await;
+        assert_eq!(
+            outcome(&res, "updateBoard"),
+            expect(who, &[Who::Owner, Who::Admin]),
+            "{who:?}: {res}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_board() {
+    let w = World::new().await;
+    let q = "mutation($id: UUID!) { deleteBoard(id: $id) { success } }";
+    for who in EVERYONE {
+        let (board, _) = w.board(false, 0).await;
+        let res = w.as_(who, q, json!({"id": board})).await;
+        assert_eq!(
+            outcome(&res, "deleteBoard"),
+            expect(who, &[Who::Owner]),
+            "{who:?}: {res}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn add_board_member() {
+    let w = World::new().await;
+    for (i, who) in EVERYONE.into_iter().enumerate() {
+        let (board, _) = w.board(false, 0).await;
+        let target = &w.subjects[i + 1].email;
+        let res = w
+            .as_(who, ADD, json!({"b": board, "e": target, "r": "VIEWER"}))
+            .await;
+        assert_eq!(
+            outcome(&res, "addBoardMember"),
+            expect(who, &[Who::Owner, Who::Admin]),
+            "{who:?}: {res}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn update_board_member_role() {
+    let w = World::new().await;
+    for who in EVERYONE {
+        let (_, member) = w.board(false, 0).await;
+        let res = w
+            .as_(who, SET_ROLE, json!({"id": member, "r": "EDITOR"}))
+            .await;
+        assert_eq!(
+            outcome(&res, "updateBoardMemberRole"),
+            expect(who, &[Who::Owner, Who::Admin]),
+            "{who:?}: {res}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn remove_board_member() {
+    let w = World::new().await;
+    for who in EVERYONE {
+        let (_, member) = w.board(false, 0).await;
+        let res = w.as_(who, REMOVE, json!({"id": member})).await;
+        assert_eq!(
+            outcome(&res, "removeBoardMember"),
+            expect(who, &[Who::Owner, Who::Admin]),
+            "{who:?}: {res}"
+        );
+    }
+    // The member itself may always leave.
+    let (_, member) = w.board(false, 0).await;
+    let subject = &w.subjects[0];
+    let res = w
+        .app
+        .gql_full(
+            Some(&subject.token),
+            Some("default"),
+            REMOVE,
+            json!({"id": member}),
+        )
+        .await;
+    assert_eq!(outcome(&res, "removeBoardMember"), Allowed, "{res}");
+}
+
+#[tokio::test]
+async fn users_are_visible_within_their_tenant_only() {
+    let w = World::new().await;
+    let q = "query($id: UUID!) { user(id: $id) { id } }";
+    let owner_id = &w.users[&Who::Owner].id;
+    for who in EVERYONE {
+        let expected = match who {
+            Who::OtherTenant | Who::Anonymous => Hidden,
+            _ => Allowed,
+        };
+        assert_eq!(
+            outcome(&w.as_(who, q, json!({"id": owner_id})).await, "user"),
+            expected,
+            "{who:?}"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! API integration tests: the real server against real PostgreSQL, one database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod access;
+mod auth;
+mod boards;
+mod client_ops;
+mod health;
+mod json_scalar;
+mod members;
+mod queries;
+mod transport;
+mod util;

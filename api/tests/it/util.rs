@@ -1,0 +1,179 @@
+//! `TestApp`: the real API on port 0 against a database of its own.
+
+use std::collections::BTreeMap;
+
+use boards_api::{state::AppState, Application};
+use boards_shared::{auth::JwtProvider, config::AuthConfig, testing::TestDb, Config};
+use serde_json::{json, Value};
+
+pub const JWT_SECRET: &str = "test-secret-with-enough-length-0123456789";
+
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub client: reqwest::Client,
+    pub state: actix_web::web::Data<AppState>,
+    signer: JwtProvider,
+}
+
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Use the `none` provider instead of `jwt`.
+    pub no_auth: bool,
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Options {
+    pub fn env(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((key, value.into()));
+        self
+    }
+}
+
+/// A signed-in test user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub token: String,
+    pub email: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> Self {
+        let db = TestDb::new().await.expect("test database");
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        env.insert("BOARDS_DATABASE_URL".into(), db.url().to_string());
+        env.insert("BOARDS_API_PORT".into(), "0".into());
+        env.insert("BOARDS_API_WORKERS".into(), "1".into());
+        env.insert("BOARDS_DATABASE_POOL_SIZE".into(), "4".into());
+        env.insert("BOARDS_DATABASE_MAX_OVERFLOW".into(), "4".into());
+        if !options.no_auth {
+            env.insert("BOARDS_AUTH_PROVIDER".into(), "jwt".into());
+            env.insert("BOARDS_JWT_SECRET".into(), JWT_SECRET.into());
+        }
+        for (k, v) in &options.env {
+            env.insert((*k).into(), v.clone());
+        }
+        let config = Config::load_from(&env).expect("test config");
+        let app = Application::build(config, boards_shared::logging::discard())
+            .await
+            .expect("application starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state();
+        tokio::spawn(app.run_until_stopped());
+        let signer = JwtProvider::from_config(&AuthConfig {
+            provider: "jwt".into(),
+            config: json!({}),
+            jwt_secret: Some(boards_shared::config::Secret::new(JWT_SECRET)),
+            jwt_tenant_claim: None,
+            leeway_seconds: 0,
+        })
+        .expect("signer");
+        Self {
+            base,
+            db,
+            client: reqwest::Client::new(),
+            state,
+            signer,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A valid token for `sub` with extra claims merged in.
+    pub fn token_with(&self, sub: &str, extra: Value) -> String {
+        let mut claims = json!({
+            "iss": "boards", "aud": "boards-api", "sub": sub,
+            "exp": chrono::Utc::now().timestamp() + 3600,
+            "email": format!("{sub}@example.com"), "name": format!("User {sub}"),
+        });
+        if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        self.signer.sign(&claims).expect("sign")
+    }
+
+    pub fn token(&self, sub: &str) -> String {
+        self.token_with(sub, json!({}))
+    }
+
+    /// Signs in `sub` (provisioning the user) and returns its id and token.
+    pub async fn user(&self, sub: &str) -> TestUser {
+        self.user_with(sub, json!({}), None).await
+    }
+
+    pub async fn user_with(&self, sub: &str, claims: Value, tenant: Option<&str>) -> TestUser {
+        let token = self.token_with(sub, claims);
+        let res = self
+            .gql_full(Some(&token), tenant, "{ me { id email } }", json!({}))
+            .await;
+        let me = &res["data"]["me"];
+        TestUser {
+            id: me["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("me failed: {res}"))
+                .to_string(),
+            email: me["email"].as_str().unwrap_or_default().to_string(),
+            token,
+        }
+    }
+
+    /// POSTs a GraphQL request and returns the JSON body (asserting HTTP 200).
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.gql_full(token, None, query, variables).await
+    }
+
+    pub async fn gql_full(
+        &self,
+        token: Option<&str>,
+        tenant: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(t) = tenant {
+            req = req.header("X-Tenant", t);
+        }
+        let res = req.send().await.expect("request");
+        assert_eq!(res.status(), 200, "graphql status");
+        res.json().await.expect("json body")
+    }
+
+    /// Like [`gql`](Self::gql) but panics unless the response has no errors; returns `data`.
+    pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let res = self.gql(token, query, variables).await;
+        assert!(res.get("errors").is_none(), "unexpected errors: {res}");
+        res["data"].clone()
+    }
+
+    /// SQL statements the app has run so far.
+    pub fn queries(&self) -> u64 {
+        self.state.db_metrics.queries()
+    }
+}
+
+/// The first error's message and code.
+pub fn error_of(res: &Value) -> (String, String) {
+    let e = &res["errors"][0];
+    (
+        e["message"].as_str().unwrap_or_default().to_string(),
+        e["extensions"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}

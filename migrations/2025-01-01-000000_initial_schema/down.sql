@@ -1,0 +1,11 @@
+DROP TABLE IF EXISTS boards.generation_tags;
+DROP TABLE IF EXISTS boards.tags;
+DROP TABLE IF EXISTS boards.credit_transactions;
+DROP TABLE IF EXISTS boards.generations;
+DROP TABLE IF EXISTS boards.board_members;
+DROP TABLE IF EXISTS boards.lora_models;
+DROP TABLE IF EXISTS boards.boards;
+DROP TABLE IF EXISTS boards.users;
+DROP TABLE IF EXISTS boards.provider_configs;
+DROP TABLE IF EXISTS boards.tenants;
+DROP SCHEMA IF EXISTS boards;

@@ -1,0 +1,1 @@
+DELETE FROM boards.tenants WHERE slug = 'default';

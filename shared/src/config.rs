@@ -1,0 +1,827 @@
+//! Typed configuration: defaults, then an optional YAML file, then environment variables.
+//!
+//! Every key has exactly one entry in [`ENV_KEYS`]; `docs/configuration.md` documents each of
+//! them (a test keeps the two in step). Secrets are wrapped in [`Secret`] so that neither `Debug`
+//! nor the startup log can print them.
+
+use std::{collections::BTreeMap, fmt, path::Path};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// A string that must never be logged.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole configuration of both binaries.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `development` or `production` (`prod`); production refuses the `none` auth provider.
+    pub environment: String,
+    /// Debug mode: tenant debug headers on responses.
+    pub debug: bool,
+    pub api: ApiConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub amqp: AmqpConfig,
+    pub auth: AuthConfig,
+    pub tenancy: TenancyConfig,
+    pub graphql: GraphqlConfig,
+    pub log: LogConfig,
+    pub worker: WorkerConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub host: String,
+    pub port: u16,
+    /// Allowed CORS origins (`*` allows any origin, without credentials).
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body for JSON endpoints, in bytes.
+    pub max_body_bytes: usize,
+    /// Number of actix worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    pub pool_size: u32,
+    /// Extra connections on top of `pool_size` (the original's `max_overflow`).
+    pub max_overflow: u32,
+    pub statement_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: Secret,
+    pub pool_size: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub url: Secret,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `none` or `jwt` (the adapter seam takes the others later).
+    pub provider: String,
+    /// Provider options (JSON object), as the original's `BOARDS_AUTH_CONFIG`.
+    pub config: Value,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_tenant_claim: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub leeway_seconds: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenancyConfig {
+    pub multi_tenant_mode: bool,
+    pub default_tenant_slug: String,
+    /// Name given to the default tenant when it is created.
+    pub tenant_name: String,
+    /// The original's compatibility switch: create unknown tenants on first sight.
+    pub auto_create_tenants: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlConfig {
+    pub introspection: bool,
+    pub graphiql: bool,
+    pub max_depth: usize,
+    pub max_fields: usize,
+    pub max_tokens: usize,
+    /// Largest `limit` a list field accepts; larger values are clamped.
+    pub max_page_size: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `trace`, `debug`, `info`, `warning`, `error` or `critical`.
+    pub level: String,
+    /// `auto` (JSON unless stderr is a terminal), `json` or `term`.
+    pub format: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub health_host: String,
+    pub health_port: u16,
+    pub concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            environment: "development".into(),
+            debug: false,
+            api: ApiConfig {
+                host: "127.0.0.1".into(),
+                port: 8088,
+                cors_origins: vec!["http://localhost:3033".into()],
+                max_body_bytes: 1024 * 1024,
+                workers: 0,
+            },
+            database: DatabaseConfig {
+                url: Secret::new("postgres://postgres@127.0.0.1:5432/boards"),
+                pool_size: 10,
+                max_overflow: 20,
+                statement_timeout_ms: 30_000,
+                connect_timeout_ms: 5_000,
+            },
+            redis: RedisConfig {
+                url: Secret::new("redis://127.0.0.1:6379"),
+                pool_size: 16,
+            },
+            amqp: AmqpConfig {
+                url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            },
+            auth: AuthConfig {
+                provider: "none".into(),
+                config: json!({}),
+                jwt_secret: None,
+                jwt_tenant_claim: None,
+                leeway_seconds: 60,
+            },
+            tenancy: TenancyConfig {
+                multi_tenant_mode: false,
+                default_tenant_slug: "default".into(),
+                tenant_name: "Default Tenant".into(),
+                auto_create_tenants: false,
+            },
+            graphql: GraphqlConfig {
+                introspection: true,
+                graphiql: true,
+                max_depth: 20,
+                max_fields: 2_000,
+                max_tokens: 15_000,
+                max_page_size: 500,
+            },
+            log: LogConfig {
+                level: "info".into(),
+                format: "auto".into(),
+            },
+            worker: WorkerConfig {
+                health_host: "0.0.0.0".into(),
+                health_port: 8081,
+                concurrency: 8,
+            },
+        }
+    }
+}
+
+/// How an environment value is turned into a configuration value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    Bool,
+    /// A JSON object.
+    Json,
+    /// A JSON array of strings, or a comma-separated list.
+    List,
+}
+
+/// One configuration key: its environment name(s) and its place in [`Config`].
+#[derive(Debug)]
+pub struct EnvKey {
+    pub env: &'static str,
+    /// Accepted alternatives, weaker than `env` when both are set.
+    pub aliases: &'static [&'static str],
+    pub path: &'static str,
+    pub kind: Kind,
+    pub secret: bool,
+}
+
+const fn key(env: &'static str, path: &'static str, kind: Kind) -> EnvKey {
+    EnvKey {
+        env,
+        aliases: &[],
+        path,
+        kind,
+        secret: false,
+    }
+}
+
+/// Every configuration key. `path` is the dotted place in the YAML file.
+pub const ENV_KEYS: &[EnvKey] = &[
+    key("BOARDS_ENVIRONMENT", "environment", Kind::Str),
+    key("BOARDS_DEBUG", "debug", Kind::Bool),
+    key("BOARDS_API_HOST", "api.host", Kind::Str),
+    key("BOARDS_API_PORT", "api.port", Kind::Int),
+    key("BOARDS_CORS_ORIGINS", "api.cors_origins", Kind::List),
+    key("BOARDS_MAX_BODY_BYTES", "api.max_body_bytes", Kind::Int),
+    key("BOARDS_API_WORKERS", "api.workers", Kind::Int),
+    EnvKey {
+        env: "BOARDS_DATABASE_URL",
+        aliases: &["DATABASE_URL"],
+        path: "database.url",
+        kind: Kind::Str,
+        secret: true,
+    },
+    key("BOARDS_DATABASE_POOL_SIZE", "database.pool_size", Kind::Int),
+    key(
+        "BOARDS_DATABASE_MAX_OVERFLOW",
+        "database.max_overflow",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_DATABASE_STATEMENT_TIMEOUT_MS",
+        "database.statement_timeout_ms",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_DATABASE_CONNECT_TIMEOUT_MS",
+        "database.connect_timeout_ms",
+        Kind::Int,
+    ),
+    EnvKey {
+        env: "BOARDS_REDIS_URL",
+        aliases: &["REDIS_URL"],
+        path: "redis.url",
+        kind: Kind::Str,
+        secret: true,
+    },
+    key("BOARDS_REDIS_POOL_SIZE", "redis.pool_size", Kind::Int),
+    EnvKey {
+        env: "BOARDS_AMQP_URL",
+        aliases: &["AMQP_URL"],
+        path: "amqp.url",
+        kind: Kind::Str,
+        secret: true,
+    },
+    key("BOARDS_AUTH_PROVIDER", "auth.provider", Kind::Str),
+    EnvKey {
+        env: "BOARDS_AUTH_CONFIG",
+        aliases: &[],
+        path: "auth.config",
+        kind: Kind::Json,
+        secret: true,
+    },
+    EnvKey {
+        env: "BOARDS_JWT_SECRET",
+        aliases: &[],
+        path: "auth.jwt_secret",
+        kind: Kind::Str,
+        secret: true,
+    },
+    key(
+        "BOARDS_JWT_TENANT_CLAIM",
+        "auth.jwt_tenant_claim",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_AUTH_LEEWAY_SECONDS",
+        "auth.leeway_seconds",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_MULTI_TENANT_MODE",
+        "tenancy.multi_tenant_mode",
+        Kind::Bool,
+    ),
+    key(
+        "BOARDS_DEFAULT_TENANT_SLUG",
+        "tenancy.default_tenant_slug",
+        Kind::Str,
+    ),
+    key("BOARDS_TENANT_NAME", "tenancy.tenant_name", Kind::Str),
+    key(
+        "BOARDS_AUTO_CREATE_TENANTS",
+        "tenancy.auto_create_tenants",
+        Kind::Bool,
+    ),
+    key(
+        "BOARDS_GRAPHQL_INTROSPECTION",
+        "graphql.introspection",
+        Kind::Bool,
+    ),
+    key("BOARDS_GRAPHIQL", "graphql.graphiql", Kind::Bool),
+    key("BOARDS_GRAPHQL_MAX_DEPTH", "graphql.max_depth", Kind::Int),
+    key("BOARDS_GRAPHQL_MAX_FIELDS", "graphql.max_fields", Kind::Int),
+    key("BOARDS_GRAPHQL_MAX_TOKENS", "graphql.max_tokens", Kind::Int),
+    key(
+        "BOARDS_GRAPHQL_MAX_PAGE_SIZE",
+        "graphql.max_page_size",
+        Kind::Int,
+    ),
+    key("BOARDS_LOG_LEVEL", "log.level", Kind::Str),
+    key("BOARDS_LOG_FORMAT", "log.format", Kind::Str),
+    key("BOARDS_WORKER_HEALTH_HOST", "worker.health_host", Kind::Str),
+    key("BOARDS_WORKER_HEALTH_PORT", "worker.health_port", Kind::Int),
+    key("BOARDS_WORKER_CONCURRENCY", "worker.concurrency", Kind::Int),
+];
+
+/// Environment variables read outside [`ENV_KEYS`] (they choose the file or guard production).
+pub const OTHER_ENV: &[&str] = &["BOARDS_CONFIG_FILE", "ENVIRONMENT"];
+
+/// Configuration that could not be loaded; the message names the offending key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads the configuration from the process environment (and the YAML file it names).
+    pub fn load() -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_from(&env)
+    }
+
+    /// Loads from an explicit environment map (tests use this instead of the process env).
+    pub fn load_from(env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut tree = serde_json::to_value(Config::default())
+            .map_err(|e| ConfigError(format!("defaults: {e}")))?;
+
+        if let Some(path) = env.get("BOARDS_CONFIG_FILE").filter(|p| !p.is_empty()) {
+            let file = load_yaml(Path::new(path))?;
+            merge(&mut tree, file);
+        }
+
+        for key in ENV_KEYS {
+            let found = std::iter::once(key.env)
+                .chain(key.aliases.iter().copied())
+                .find_map(|name| env.get(name).map(|v| (name, v)));
+            if let Some((name, raw)) = found {
+                let value = parse_env(key.kind, raw)
+                    .map_err(|e| ConfigError(format!("{name}: {e} (got {})", shown(key, raw))))?;
+                set_path(&mut tree, key.path, value);
+            }
+        }
+
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError(format!("{}: {}", describe_path(&path), e.inner()))
+        })?;
+        config.validate(env)?;
+        Ok(config)
+    }
+
+    fn validate(&self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        let err =
+            |path: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", describe_path(path))));
+        match self.auth.provider.as_str() {
+            "none" => {
+                let prod = |v: Option<&String>| {
+                    v.map(|s| matches!(s.to_ascii_lowercase().as_str(), "production" | "prod"))
+                        .unwrap_or(false)
+                };
+                if prod(env.get("ENVIRONMENT")) || prod(Some(&self.environment)) {
+                    return err(
+                        "auth.provider",
+                        "the `none` auth provider is for development and refuses to run in production",
+                    );
+                }
+            }
+            "jwt" => {
+                let from_config = self
+                    .auth
+                    .config
+                    .get("secret_key")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty());
+                let from_env = self.auth.jwt_secret.as_ref().is_some_and(|s| !s.is_empty());
+                if !from_config && !from_env {
+                    return err(
+                        "auth.jwt_secret",
+                        "the `jwt` auth provider needs a secret (BOARDS_JWT_SECRET or auth.config.secret_key)",
+                    );
+                }
+            }
+            "supabase" | "clerk" | "auth0" | "oidc" => {
+                return err(
+                    "auth.provider",
+                    "this provider is not available yet; use `none` or `jwt`",
+                )
+            }
+            _ => {
+                return err(
+                    "auth.provider",
+                    "unknown provider (expected `none` or `jwt`)",
+                )
+            }
+        }
+        if !self.auth.config.is_object() {
+            return err("auth.config", "must be a JSON object");
+        }
+        if !valid_slug(&self.tenancy.default_tenant_slug) {
+            return err(
+                "tenancy.default_tenant_slug",
+                "must match ^[a-z0-9-]+$ without a leading or trailing '-'",
+            );
+        }
+        if self.database.pool_size == 0 {
+            return err("database.pool_size", "must be at least 1");
+        }
+        if self.redis.pool_size == 0 {
+            return err("redis.pool_size", "must be at least 1");
+        }
+        if self.worker.concurrency == 0 {
+            return err("worker.concurrency", "must be at least 1");
+        }
+        if self.graphql.max_page_size < 1 {
+            return err("graphql.max_page_size", "must be at least 1");
+        }
+        if !matches!(
+            self.log.level.as_str(),
+            "trace" | "debug" | "info" | "warning" | "warn" | "error" | "critical"
+        ) {
+            return err(
+                "log.level",
+                "expected trace, debug, info, warning, error or critical",
+            );
+        }
+        if !matches!(self.log.format.as_str(), "auto" | "json" | "term") {
+            return err("log.format", "expected auto, json or term");
+        }
+        for (path, url, schemes) in [
+            (
+                "database.url",
+                &self.database.url,
+                &["postgres", "postgresql"][..],
+            ),
+            ("redis.url", &self.redis.url, &["redis", "rediss"][..]),
+            ("amqp.url", &self.amqp.url, &["amqp", "amqps"][..]),
+        ] {
+            let scheme = url.expose().split("://").next().unwrap_or_default();
+            if !url.expose().contains("://") || !schemes.contains(&scheme) {
+                return err(
+                    path,
+                    &format!("must be a URL with scheme {}", schemes.join(" or ")),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as JSON, with secrets and URL passwords replaced.
+    pub fn redacted(&self) -> Value {
+        let mut tree = serde_json::to_value(self).unwrap_or(Value::Null);
+        for key in ENV_KEYS.iter().filter(|k| k.secret) {
+            if let Some(slot) = get_path_mut(&mut tree, key.path) {
+                *slot = match slot {
+                    Value::String(s) if s.contains("://") => Value::String(redact_url(s)),
+                    Value::Null => Value::Null,
+                    _ => Value::String("[redacted]".into()),
+                };
+            }
+        }
+        tree
+    }
+
+    pub fn is_production(&self) -> bool {
+        matches!(
+            self.environment.to_ascii_lowercase().as_str(),
+            "production" | "prod"
+        )
+    }
+}
+
+/// `BOARDS_*` variables present in `env` that no key knows (probably typos).
+pub fn unknown_env_keys(env: &BTreeMap<String, String>) -> Vec<String> {
+    env.keys()
+        .filter(|k| k.starts_with("BOARDS_"))
+        .filter(|k| !ENV_KEYS.iter().any(|key| key.env == k.as_str()))
+        .filter(|k| !OTHER_ENV.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Tenant slugs: `^[a-z0-9-]+$`, at most 255 chars, no leading or trailing `-`.
+pub fn valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 255
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn shown(key: &EnvKey, raw: &str) -> String {
+    if key.secret {
+        "[redacted]".into()
+    } else {
+        format!("{raw:?}")
+    }
+}
+
+fn describe_path(path: &str) -> String {
+    match ENV_KEYS
+        .iter()
+        .find(|k| path == k.path || path.starts_with(&format!("{}.", k.path)))
+    {
+        Some(k) => format!("`{path}` (env {})", k.env),
+        None => format!("`{path}`"),
+    }
+}
+
+fn parse_env(kind: Kind, raw: &str) -> Result<Value, String> {
+    let raw_trim = raw.trim();
+    match kind {
+        Kind::Str => Ok(Value::String(raw.to_string())),
+        Kind::Int => raw_trim
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| "expected an integer".to_string()),
+        Kind::Bool => match raw_trim.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Value::Bool(true)),
+            "0" | "false" | "no" | "off" | "" => Ok(Value::Bool(false)),
+            _ => Err("expected a boolean (true/false)".to_string()),
+        },
+        Kind::Json => {
+            if raw_trim.is_empty() {
+                return Ok(json!({}));
+            }
+            let v: Value = serde_json::from_str(raw_trim)
+                .map_err(|e| format!("expected a JSON object: {e}"))?;
+            if v.is_object() {
+                Ok(v)
+            } else {
+                Err("expected a JSON object".to_string())
+            }
+        }
+        Kind::List => {
+            if raw_trim.starts_with('[') {
+                let v: Vec<String> = serde_json::from_str(raw_trim)
+                    .map_err(|e| format!("expected a JSON array of strings: {e}"))?;
+                Ok(json!(v))
+            } else {
+                Ok(json!(raw_trim
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()))
+            }
+        }
+    }
+}
+
+fn load_yaml(path: &Path) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("BOARDS_CONFIG_FILE {}: {e}", path.display())))?;
+    let value: Value = serde_yaml::from_str(&text)
+        .map_err(|e| ConfigError(format!("BOARDS_CONFIG_FILE {}: {e}", path.display())))?;
+    match value {
+        Value::Null => Ok(json!({})),
+        Value::Object(_) => Ok(value),
+        _ => Err(ConfigError(format!(
+            "BOARDS_CONFIG_FILE {}: the top level must be a mapping",
+            path.display()
+        ))),
+    }
+}
+
+/// Deep-merges `overlay` into `base`: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    // `auth.config` is a value, not a section: replace it whole.
+                    Some(slot) if slot.is_object() && v.is_object() && k != "config" => {
+                        merge(slot, v)
+                    }
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+fn set_path(tree: &mut Value, path: &str, value: Value) {
+    let mut node = tree;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else { return };
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        node = map.entry(part.to_string()).or_insert_with(|| json!({}));
+    }
+}
+
+fn get_path_mut<'a>(tree: &'a mut Value, path: &str) -> Option<&'a mut Value> {
+    path.split('.')
+        .try_fold(tree, |node, part| node.get_mut(part))
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted]".into();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_without_any_environment() {
+        let c = Config::load_from(&env(&[])).unwrap();
+        assert_eq!(c.api.port, 8088);
+        assert_eq!(c.auth.provider, "none");
+        assert_eq!(c.tenancy.default_tenant_slug, "default");
+    }
+
+    #[test]
+    fn boards_names_win_over_plain_aliases() {
+        let c = Config::load_from(&env(&[
+            ("DATABASE_URL", "postgres://a@h/one"),
+            ("BOARDS_DATABASE_URL", "postgres://a@h/two"),
+            ("REDIS_URL", "redis://r:1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.database.url.expose(), "postgres://a@h/two");
+        assert_eq!(c.redis.url.expose(), "redis://r:1");
+    }
+
+    #[test]
+    fn a_bad_integer_names_its_variable() {
+        let e = Config::load_from(&env(&[("BOARDS_API_PORT", "eighty")])).unwrap_err();
+        assert!(e.to_string().contains("BOARDS_API_PORT"), "{e}");
+    }
+
+    #[test]
+    fn an_out_of_range_port_names_its_key() {
+        let e = Config::load_from(&env(&[("BOARDS_API_PORT", "70000")])).unwrap_err();
+        assert!(e.to_string().contains("api.port"), "{e}");
+        assert!(e.to_string().contains("BOARDS_API_PORT"), "{e}");
+    }
+
+    #[test]
+    fn none_auth_refuses_production() {
+        let e = Config::load_from(&env(&[("ENVIRONMENT", "production")])).unwrap_err();
+        assert!(e.to_string().contains("auth.provider"), "{e}");
+        let e = Config::load_from(&env(&[("BOARDS_ENVIRONMENT", "prod")])).unwrap_err();
+        assert!(e.to_string().contains("production"), "{e}");
+    }
+
+    #[test]
+    fn jwt_without_a_secret_is_refused() {
+        let e = Config::load_from(&env(&[("BOARDS_AUTH_PROVIDER", "jwt")])).unwrap_err();
+        assert!(e.to_string().contains("BOARDS_JWT_SECRET"), "{e}");
+        Config::load_from(&env(&[
+            ("BOARDS_AUTH_PROVIDER", "jwt"),
+            ("BOARDS_AUTH_CONFIG", r#"{"secret_key":"s"}"#),
+        ]))
+        .unwrap();
+    }
+
+    #[test]
+    fn unknown_provider_and_bad_json_are_refused() {
+        let e = Config::load_from(&env(&[("BOARDS_AUTH_PROVIDER", "ldap")])).unwrap_err();
+        assert!(e.to_string().contains("auth.provider"), "{e}");
+        let e = Config::load_from(&env(&[("BOARDS_AUTH_CONFIG", "{nope")])).unwrap_err();
+        assert!(e.to_string().contains("BOARDS_AUTH_CONFIG"), "{e}");
+    }
+
+    #[test]
+    fn lists_accept_json_and_commas() {
+        let c = Config::load_from(&env(&[(
+            "BOARDS_CORS_ORIGINS",
+            r#"["http://a","http://b"]"#,
+        )]))
+        .unwrap();
+        assert_eq!(c.api.cors_origins, vec!["http://a", "http://b"]);
+        let c = Config::load_from(&env(&[("BOARDS_CORS_ORIGINS", "http://a, http://b")])).unwrap();
+        assert_eq!(c.api.cors_origins, vec!["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn yaml_file_sits_between_defaults_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("boards.yaml");
+        std::fs::write(
+            &path,
+            "api:\n  port: 9000\n  host: 0.0.0.0\nlog:\n  level: debug\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let c = Config::load_from(&env(&[
+            ("BOARDS_CONFIG_FILE", file),
+            ("BOARDS_API_PORT", "9100"),
+        ]))
+        .unwrap();
+        assert_eq!(c.api.port, 9100);
+        assert_eq!(c.api.host, "0.0.0.0");
+        assert_eq!(c.log.level, "debug");
+    }
+
+    #[test]
+    fn unknown_yaml_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("boards.yaml");
+        std::fs::write(&path, "api:\n  prot: 9000\n").unwrap();
+        let e =
+            Config::load_from(&env(&[("BOARDS_CONFIG_FILE", path.to_str().unwrap())])).unwrap_err();
+        assert!(e.to_string().contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn redaction_hides_secrets_and_url_passwords() {
+        let c = Config::load_from(&env(&[
+            (
+                "BOARDS_DATABASE_URL",
+                "postgres://boards:hunter2@db:5432/boards",
+            ),
+            ("BOARDS_JWT_SECRET", "topsecret"),
+        ]))
+        .unwrap();
+        let shown = c.redacted().to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("topsecret"), "{shown}");
+        assert!(
+            shown.contains("postgres://boards:***@db:5432/boards"),
+            "{shown}"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_boards_variables_are_reported() {
+        let unknown = unknown_env_keys(&env(&[("BOARDS_API_PROT", "1"), ("BOARDS_API_PORT", "1")]));
+        assert_eq!(unknown, vec!["BOARDS_API_PROT".to_string()]);
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_documented() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        for key in ENV_KEYS {
+            assert!(doc.contains(&format!("`{}`", key.env)), "{} is not documented", key.env);
+            assert!(doc.contains(&format!("`{}`", key.path)), "{} is not documented", key.path);
+            for alias in key.aliases {
+                assert!(doc.contains(&format!("`{alias}`")), "{alias} is not documented");
+            }
+        }
+        for other in OTHER_ENV {
+            assert!(doc.contains(&format!("`{other}`")), "{other} is not documented");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! One module per table: a read struct, insert/change structs and the queries on that table.
+//! Functions take `&mut AsyncPgConnection` so that callers own transactions.
+
+pub mod board_members;
+pub mod boards;
+pub mod generations;
+pub mod tenants;
+pub mod users;
+
+pub use board_members::BoardMember;
+pub use boards::Board;
+pub use generations::Generation;
+pub use tenants::Tenant;
+pub use users::User;

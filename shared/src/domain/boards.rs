@@ -1,0 +1,168 @@
+//! Board operations (contract §2.4 "Boards"), checks in the contract's order.
+
+use diesel_async::AsyncPgConnection;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{
+    access::{self, Relation},
+    Actor,
+};
+use crate::{
+    db::models::{
+        boards::{self, BoardChanges, NewBoard},
+        Board,
+    },
+    AppError, AppResult,
+};
+
+pub const MAX_TITLE_CHARS: usize = 255;
+
+pub struct CreateBoard {
+    pub title: String,
+    pub description: Option<String>,
+    pub is_public: bool,
+    pub settings: Option<Value>,
+}
+
+pub struct UpdateBoard {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub is_public: Option<bool>,
+    pub settings: Option<Value>,
+}
+
+/// PostgreSQL text cannot hold NUL characters; refuse them with a clear message.
+pub fn check_text(field: &str, value: &str) -> AppResult<()> {
+    if value.contains('\0') {
+        return Err(AppError::bad_input(format!(
+            "{field} must not contain NUL characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_title(title: &str) -> AppResult<String> {
+    check_text("Board title", title)?;
+    let trimmed = title.trim();
+    if trimmed.is_empty() {
+        return Err(AppError::bad_input("Board title must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_TITLE_CHARS {
+        return Err(AppError::bad_input(format!(
+            "Board title must be at most {MAX_TITLE_CHARS} characters"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Whether a JSON document holds a NUL character (jsonb cannot store one).
+pub fn json_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(json_has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
+        _ => false,
+    }
+}
+
+fn check_settings(settings: Value) -> AppResult<Value> {
+    if json_has_nul(&settings) {
+        return Err(AppError::bad_input(
+            "settings must not contain NUL characters",
+        ));
+    }
+    match settings {
+        Value::Object(_) => Ok(settings),
+        _ => Err(AppError::bad_input("settings must be a JSON object")),
+    }
+}
+
+/// A missing board, or one the caller may not even read, looks the same: not found.
+async fn visible_board(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+) -> AppResult<(Board, Relation)> {
+    let board = boards::find(conn, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Board not found"))?;
+    let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
+    Ok((board, relation))
+}
+
+pub async fn create_board(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    input: CreateBoard,
+) -> AppResult<Board> {
+    if let Some(d) = &input.description {
+        check_text("Board description", d)?;
+    }
+    let new = NewBoard {
+        tenant_id: actor.tenant_id,
+        owner_id: actor.user_id,
+        title: check_title(&input.title)?,
+        description: input.description,
+        is_public: input.is_public,
+        settings: input
+            .settings
+            .map(check_settings)
+            .transpose()?
+            .unwrap_or_else(|| json!({})),
+        metadata: json!({}),
+    };
+    Ok(boards::insert(conn, &new).await?)
+}
+
+pub async fn update_board(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: Uuid,
+    input: UpdateBoard,
+) -> AppResult<Board> {
+    let (_, relation) = visible_board(conn, actor, id).await?;
+    if !relation.can_administer() {
+        return Err(AppError::forbidden(
+            "Permission denied: only board owner or admin can update",
+        ));
+    }
+    if let Some(d) = &input.description {
+        check_text("Board description", d)?;
+    }
+    let changes = BoardChanges {
+        title: input.title.as_deref().map(check_title).transpose()?,
+        description: input.description,
+        is_public: input.is_public,
+        settings: input.settings.map(check_settings).transpose()?,
+    };
+    boards::update(conn, id, &changes)
+        .await?
+        .ok_or_else(|| AppError::not_found("Board not found"))
+}
+
+pub async fn delete_board(conn: &mut AsyncPgConnection, actor: &Actor, id: Uuid) -> AppResult<()> {
+    let (_, relation) = visible_board(conn, actor, id).await?;
+    if relation != Relation::Owner {
+        return Err(AppError::forbidden(
+            "Permission denied: only board owner can delete",
+        ));
+    }
+    if !boards::delete(conn, id).await? {
+        return Err(AppError::not_found("Board not found"));
+    }
+    Ok(())
+}
+
+/// `board(id)`: the board and the caller's relation to it, when it exists and is readable.
+pub async fn readable_board(
+    conn: &mut AsyncPgConnection,
+    viewer: Option<Uuid>,
+    id: Uuid,
+) -> AppResult<Option<(Board, Relation)>> {
+    let Some(board) = boards::find(conn, id).await? else {
+        return Ok(None);
+    };
+    let relation = access::relation(conn, &board, viewer).await?;
+    Ok(access::can_read(&board, relation).then_some((board, relation)))
+}

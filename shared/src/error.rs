@@ -1,0 +1,100 @@
+//! Domain errors of the shared library (`thiserror`); binaries wrap them with `anyhow` context.
+//!
+//! Every variant carries the message a client may see and maps to one stable `code`, used as
+//! GraphQL `extensions.code` and, on REST, to pick the HTTP status. `Internal` keeps its cause
+//! for the log only: clients get an opaque message.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency is down; the cause is for the log.
+    #[error("{0}")]
+    Unavailable(String, #[source] Option<anyhow::Error>),
+    #[error("Internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// Stable machine-readable code (GraphQL `extensions.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadInput(_) => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Unavailable(..) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// HTTP status for REST responses.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Unauthenticated(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::BadInput(_) => 400,
+            Self::Conflict(_) => 409,
+            Self::Unavailable(..) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    pub fn forbidden(msg: impl fmt::Display) -> Self {
+        Self::Forbidden(msg.to_string())
+    }
+
+    pub fn not_found(msg: impl fmt::Display) -> Self {
+        Self::NotFound(msg.to_string())
+    }
+
+    pub fn bad_input(msg: impl fmt::Display) -> Self {
+        Self::BadInput(msg.to_string())
+    }
+
+    pub fn unauthenticated(msg: impl fmt::Display) -> Self {
+        Self::Unauthenticated(msg.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &e {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Self::Conflict("The record already exists".into())
+            }
+            Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                Self::Conflict("The record is referenced by or refers to a missing record".into())
+            }
+            Error::DatabaseError(DatabaseErrorKind::CheckViolation, _) => {
+                Self::BadInput("A value is outside its allowed range".into())
+            }
+            _ => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<crate::db::PoolError> for AppError {
+    fn from(e: crate::db::PoolError) -> Self {
+        Self::Unavailable("Database unavailable".into(), Some(anyhow::anyhow!("{e}")))
+    }
+}

@@ -1,0 +1,14 @@
+//! Boards shared library: configuration, logging, database, identity and the domain rules
+//! used by both the API server and the worker.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod logging;
+#[cfg(feature = "test-helpers")]
+pub mod testing;
+
+pub use config::Config;
+pub use error::{AppError, AppResult};

@@ -1,0 +1,55 @@
+//! The root slog logger: JSON lines for machines, coloured text on a terminal.
+//!
+//! Built once in each binary's `main` and passed down; library code never logs through a global.
+
+use std::io::IsTerminal;
+
+use slog::{o, Drain, Level, Logger};
+
+use crate::config::LogConfig;
+
+/// Builds the root logger for a binary named `service`.
+pub fn build(config: &LogConfig, service: &'static str) -> Logger {
+    let level = parse_level(&config.level);
+    let json = match config.format.as_str() {
+        "json" => true,
+        "term" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let drain: Box<dyn Drain<Ok = (), Err = slog::Never> + Send> = if json {
+        let drain = slog_json::Json::new(std::io::stdout())
+            .add_key_value(o!(
+                "timestamp" => slog::PushFnValue(|_, ser| ser.emit(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
+                "level" => slog::FnValue(|rec| rec.level().as_str()),
+                "message" => slog::PushFnValue(|rec, ser| ser.emit(rec.msg())),
+            ))
+            .build()
+            .fuse();
+        Box::new(drain)
+    } else {
+        let decorator = slog_term::TermDecorator::new().stderr().build();
+        Box::new(slog_term::FullFormat::new(decorator).build().fuse())
+    };
+    let drain = slog_async::Async::new(drain.filter_level(level).fuse())
+        .chan_size(8192)
+        .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
+        .build()
+        .fuse();
+    Logger::root(drain, o!("service" => service))
+}
+
+/// A logger that drops everything (tests that do not care about logs).
+pub fn discard() -> Logger {
+    Logger::root(slog::Discard, o!())
+}
+
+fn parse_level(level: &str) -> Level {
+    match level {
+        "trace" => Level::Trace,
+        "debug" => Level::Debug,
+        "warning" | "warn" => Level::Warning,
+        "error" => Level::Error,
+        "critical" => Level::Critical,
+        _ => Level::Info,
+    }
+}

@@ -1,0 +1,194 @@
+//! Test support (feature `test-helpers`): a fresh PostgreSQL database per test, cloned from a
+//! template that is migrated once per migration set.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::sync::OnceCell;
+
+/// The server to create test databases on (`BOARDS_TEST_DATABASE_URL`, any database on it).
+pub fn admin_url() -> String {
+    std::env::var("BOARDS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `url` with its database (path) replaced by `db`, keeping any query string.
+pub fn with_database(url: &str, db: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(authority_start);
+    let query_at = rest.find('?').unwrap_or(rest.len());
+    let (before_query, query) = rest.split_at(query_at);
+    let authority = before_query.split('/').next().unwrap_or_default();
+    format!("{head}{authority}/{db}{query}")
+}
+
+/// A name that changes whenever the migrations change, so stale templates are never reused.
+fn template_name() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut files: Vec<_> = walk(&dir);
+    files.sort();
+    for file in files {
+        file.hash(&mut h);
+        std::fs::read(&file).unwrap_or_default().hash(&mut h);
+    }
+    format!("boards_test_tpl_{:016x}", h.finish())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
+}
+
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+async fn admin() -> anyhow::Result<AsyncPgConnection> {
+    Ok(AsyncPgConnection::establish(&admin_url()).await?)
+}
+
+async fn ensure_template() -> anyhow::Result<String> {
+    TEMPLATE
+        .get_or_try_init(|| async {
+            let name = template_name();
+            let mut conn = admin().await?;
+            // Serialise template creation across test processes.
+            diesel::sql_query("SELECT pg_advisory_lock(727274)")
+                .execute(&mut conn)
+                .await?;
+            let result = async {
+                let exists: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    &format!("(SELECT count(*) FROM pg_database WHERE datname = '{name}')"),
+                ))
+                .get_result(&mut conn)
+                .await?;
+                if exists == 0 {
+                    let building = format!("{name}_building");
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await?;
+                    diesel::sql_query(format!("CREATE DATABASE {building}"))
+                        .execute(&mut conn)
+                        .await?;
+                    crate::db::run_migrations(&with_database(&admin_url(), &building)).await?;
+                    diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                anyhow::Ok(())
+            }
+            .await;
+            diesel::sql_query("SELECT pg_advisory_unlock(727274)")
+                .execute(&mut conn)
+                .await?;
+            result?;
+            Ok(name)
+        })
+        .await
+        .cloned()
+}
+
+/// A database of its own for one test; dropped (forcefully) when this value is dropped.
+pub struct TestDb {
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    /// Clones the migrated template into a new database.
+    pub async fn new() -> anyhow::Result<Self> {
+        let template = ensure_template().await?;
+        let name = format!(
+            "boards_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            uuid::Uuid::new_v4()
+                .simple()
+                .to_string()
+                .get(..8)
+                .unwrap_or("x")
+        );
+        let mut conn = admin().await?;
+        diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut conn)
+            .await?;
+        Ok(Self {
+            url: with_database(&admin_url(), &name),
+            name,
+        })
+    }
+
+    /// A new, empty (unmigrated) database.
+    pub async fn empty() -> anyhow::Result<Self> {
+        let name = format!("boards_test_empty_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin().await?;
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        Ok(Self {
+            url: with_database(&admin_url(), &name),
+            name,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub async fn connect(&self) -> anyhow::Result<AsyncPgConnection> {
+        Ok(AsyncPgConnection::establish(&self.url).await?)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any async context we can rely on: use a short-lived runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = admin().await {
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_are_swapped_in_urls() {
+        assert_eq!(
+            super::with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
+            "postgres://u:p@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}
