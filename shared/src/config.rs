@@ -811,17 +811,32 @@ mod docs_tests {
 
     #[test]
     fn every_key_is_documented() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
         let doc = std::fs::read_to_string(path).unwrap();
         for key in ENV_KEYS {
-            assert!(doc.contains(&format!("`{}`", key.env)), "{} is not documented", key.env);
-            assert!(doc.contains(&format!("`{}`", key.path)), "{} is not documented", key.path);
+            assert!(
+                doc.contains(&format!("`{}`", key.env)),
+                "{} is not documented",
+                key.env
+            );
+            assert!(
+                doc.contains(&format!("`{}`", key.path)),
+                "{} is not documented",
+                key.path
+            );
             for alias in key.aliases {
-                assert!(doc.contains(&format!("`{alias}`")), "{alias} is not documented");
+                assert!(
+                    doc.contains(&format!("`{alias}`")),
+                    "{alias} is not documented"
+                );
             }
         }
         for other in OTHER_ENV {
-            assert!(doc.contains(&format!("`{other}`")), "{other} is not documented");
+            assert!(
+                doc.contains(&format!("`{other}`")),
+                "{other} is not documented"
+            );
         }
     }
 }
