@@ -344,7 +344,11 @@ pub const ENV_KEYS: &[EnvKey] = &[
 ];
 
 /// Environment variables read outside [`ENV_KEYS`] (they choose the file or guard production).
-pub const OTHER_ENV: &[&str] = &["BOARDS_CONFIG_FILE", "ENVIRONMENT"];
+pub const OTHER_ENV: &[&str] = &[
+    "BOARDS_CONFIG_FILE",
+    "ENVIRONMENT",
+    "BOARDS_TEST_DATABASE_URL",
+];
 
 /// Configuration that could not be loaded; the message names the offending key.
 #[derive(Debug, thiserror::Error)]

@@ -218,3 +218,34 @@ async fn an_inviter_still_resolves_after_leaving_the_board() {
         bob.id.as_str()
     );
 }
+
+#[tokio::test]
+async fn the_owner_cannot_be_demoted_or_removed_through_a_stray_membership() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let board = create(&app, &alice.token, json!({"title": "B"})).await;
+    // Only possible by writing the table directly (addBoardMember refuses the owner).
+    let mut conn = app.db.connect().await.unwrap();
+    let member_id = uuid::Uuid::new_v4();
+    diesel::sql_query(format!(
+        "INSERT INTO boards.board_members (id, board_id, user_id, role) VALUES ('{member_id}', '{}', '{}', 'viewer')",
+        board["id"].as_str().unwrap(),
+        alice.id
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let res = app
+        .gql(
+            Some(&alice.token),
+            SET_ROLE,
+            json!({"id": member_id, "r": "ADMIN"}),
+        )
+        .await;
+    assert_eq!(error_of(&res).0, "Cannot change the board owner's role");
+    let res = app
+        .gql(Some(&alice.token), REMOVE, json!({"id": member_id}))
+        .await;
+    assert_eq!(error_of(&res).0, "Cannot remove the board owner");
+}
