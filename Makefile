@@ -9,7 +9,7 @@ export BOARDS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
 DIESEL ?= $(shell command -v diesel 2>/dev/null || echo $(HOME)/.cargo/bin/diesel)
 
-.PHONY: help dev test lint fmt migrate bench schema schema-check services-check tools build release
+.PHONY: help dev test lint fmt migrate bench schema schema-check services-check tools build release sdl
 
 help:
 	@echo "make dev           migrate and run the API and the worker (GraphiQL at http://localhost:8088/graphql)"
@@ -51,6 +51,10 @@ schema: tools
 schema-check: tools
 	@scripts/print-schema.sh "$(DIESEL)" | diff -u shared/src/db/schema.rs - \
 		|| (echo "schema.rs drifted from the migrations: run 'make schema'"; exit 1)
+
+# Rewrites the GraphQL schema snapshot api/schema.graphql.
+sdl:
+	cargo run -q -p boards-api -- print-schema > api/schema.graphql
 
 test: services-check lint schema-check
 	cargo test --workspace

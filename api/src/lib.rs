@@ -54,6 +54,19 @@ impl Application {
             .await
             .context("ensuring the default tenant")?;
         }
+        let loaded = boards_shared::generators::config::load(
+            config
+                .generators
+                .config_path
+                .as_deref()
+                .map(std::path::Path::new),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        for w in &loaded.warnings {
+            warn!(logger, "generators config"; "warning" => w);
+        }
+        info!(logger, "generators registered"; "count" => loaded.registry.len());
+        let generators = Arc::new(loaded.registry);
         let provider = build_provider(&config)?;
         let auth = Arc::new(AuthService::new(&config, provider, pool.clone()));
         let schema = Arc::new(graphql::build_schema(&config.graphql));
@@ -62,6 +75,7 @@ impl Application {
             pool,
             db_metrics,
             auth,
+            generators,
             schema,
             logger: logger.clone(),
         });

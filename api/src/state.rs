@@ -5,6 +5,7 @@ use std::sync::Arc;
 use boards_shared::{
     auth::AuthService,
     db::{DbMetrics, PgPool},
+    generators::Registry,
     Config,
 };
 use slog::Logger;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub db_metrics: Arc<DbMetrics>,
     /// Token verification, tenant resolution and user provisioning.
     pub auth: Arc<AuthService>,
+    /// The generators of this deployment (listing, validation at creation).
+    pub generators: Arc<Registry>,
     /// The GraphQL schema, built once.
     pub schema: Arc<Schema>,
     /// The root logger of the process.

@@ -49,6 +49,14 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     pub log: LogConfig,
     pub worker: WorkerConfig,
+    pub generators: GeneratorsConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorsConfig {
+    /// `generators.yaml`; unset = every built-in generator.
+    pub config_path: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -197,6 +205,7 @@ impl Default for Config {
                 health_port: 8081,
                 concurrency: 8,
             },
+            generators: GeneratorsConfig::default(),
         }
     }
 }
@@ -341,6 +350,11 @@ pub const ENV_KEYS: &[EnvKey] = &[
     key("BOARDS_WORKER_HEALTH_HOST", "worker.health_host", Kind::Str),
     key("BOARDS_WORKER_HEALTH_PORT", "worker.health_port", Kind::Int),
     key("BOARDS_WORKER_CONCURRENCY", "worker.concurrency", Kind::Int),
+    key(
+        "BOARDS_GENERATORS_CONFIG_PATH",
+        "generators.config_path",
+        Kind::Str,
+    ),
 ];
 
 /// Environment variables read outside [`ENV_KEYS`] (they choose the file or guard production).

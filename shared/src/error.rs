@@ -18,6 +18,9 @@ pub enum AppError {
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A feature this server does not offer (yet).
+    #[error("{0}")]
+    NotImplemented(String),
     /// A dependency is down; the cause is for the log.
     #[error("{0}")]
     Unavailable(String, #[source] Option<anyhow::Error>),
@@ -36,6 +39,7 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
+            Self::NotImplemented(_) => "NOT_IMPLEMENTED",
             Self::Unavailable(..) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -49,6 +53,7 @@ impl AppError {
             Self::NotFound(_) => 404,
             Self::BadInput(_) => 400,
             Self::Conflict(_) => 409,
+            Self::NotImplemented(_) => 501,
             Self::Unavailable(..) => 503,
             Self::Internal(_) => 500,
         }

@@ -6,6 +6,8 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod generators;
+pub mod jobs;
 pub mod logging;
 #[cfg(feature = "test-helpers")]
 pub mod testing;

@@ -27,18 +27,40 @@ pub struct Context {
     pub auth: AuthContext,
     pub loaders: Loaders,
     pub logger: Logger,
+    /// The HTTP request id, carried into job messages.
+    pub request_id: String,
 }
 
 impl juniper::Context for Context {}
 
 impl Context {
-    pub fn new(state: web::Data<AppState>, auth: AuthContext, logger: Logger) -> Self {
+    pub fn new(
+        state: web::Data<AppState>,
+        auth: AuthContext,
+        logger: Logger,
+        request_id: String,
+    ) -> Self {
         let loaders = Loaders::new(&state.pool, auth.user_id());
         Self {
             state,
             auth,
             loaders,
             logger,
+            request_id,
+        }
+    }
+
+    /// The board of a generation, if the caller may read it.
+    pub async fn readable_board(&self, board_id: Uuid) -> GqlResult<Option<Board>> {
+        let board = self
+            .loaders
+            .boards
+            .try_load(board_id)
+            .await
+            .map_err(load_failed)??;
+        match board {
+            Some(b) if self.can_read(&b).await? => Ok(Some(b)),
+            _ => Ok(None),
         }
     }
 

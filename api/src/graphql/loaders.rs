@@ -5,7 +5,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use boards_shared::{
     db::{
-        models::{board_members, boards, generations, users, Board, BoardMember, User},
+        models::{
+            board_members, boards, generations, tags, users, Board, BoardMember, Generation, Tag,
+            User,
+        },
         PgPool,
     },
     AppError,
@@ -104,6 +107,34 @@ impl BatchFn<Uuid, Loaded<i64>> for GenerationCountBatch {
     }
 }
 
+pub struct GenerationBatch(PgPool);
+
+impl BatchFn<Uuid, Loaded<Option<Generation>>> for GenerationBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<Option<Generation>>> {
+        run(&self.0, keys, async |conn, ids| {
+            let rows = generations::find_many(conn, &ids).await?;
+            Ok(rows.into_iter().map(|g| (g.id, Some(g))).collect())
+        })
+        .await
+    }
+}
+
+/// Tags of each generation, by name.
+pub struct GenerationTagsBatch(PgPool);
+
+impl BatchFn<Uuid, Loaded<Vec<Tag>>> for GenerationTagsBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<Vec<Tag>>> {
+        run(&self.0, keys, async |conn, ids| {
+            let mut by_generation: HashMap<Uuid, Vec<Tag>> = HashMap::new();
+            for (g, t) in tags::for_generations(conn, &ids).await? {
+                by_generation.entry(g).or_default().push(t);
+            }
+            Ok(by_generation)
+        })
+        .await
+    }
+}
+
 /// The current viewer's member role on each board.
 pub struct ViewerRoleBatch {
     pool: PgPool,
@@ -130,6 +161,8 @@ pub struct Loaders {
     pub members: Loader<Uuid, Loaded<Vec<BoardMember>>, MembersBatch>,
     pub viewer_roles: Loader<Uuid, Loaded<Option<String>>, ViewerRoleBatch>,
     pub generation_counts: Loader<Uuid, Loaded<i64>, GenerationCountBatch>,
+    pub generations: Loader<Uuid, Loaded<Option<Generation>>, GenerationBatch>,
+    pub generation_tags: Loader<Uuid, Loaded<Vec<Tag>>, GenerationTagsBatch>,
 }
 
 impl Loaders {
@@ -144,6 +177,9 @@ impl Loaders {
             })
             .with_yield_count(YIELD_COUNT),
             generation_counts: Loader::new(GenerationCountBatch(pool.clone()))
+                .with_yield_count(YIELD_COUNT),
+            generations: Loader::new(GenerationBatch(pool.clone())).with_yield_count(YIELD_COUNT),
+            generation_tags: Loader::new(GenerationTagsBatch(pool.clone()))
                 .with_yield_count(YIELD_COUNT),
         }
     }

@@ -1,8 +1,13 @@
 //! The `Mutation` root. Member mutations take the Boards client's shapes (contract §1.6).
 
-use boards_shared::domain::{
-    boards::{self as board_ops, CreateBoard, UpdateBoard},
-    members,
+use boards_shared::{
+    domain::{
+        boards::{self as board_ops, CreateBoard, UpdateBoard},
+        generations::{self as generation_ops, CreateGeneration},
+        members,
+        tags::{self as tag_ops, CreateTag, UpdateTag},
+    },
+    AppError,
 };
 use juniper::graphql_object;
 use uuid::Uuid;
@@ -13,8 +18,11 @@ use super::{
     scalars::BoardsScalar,
     types::{
         enums::BoardRole,
-        inputs::{CreateBoardInput, UpdateBoardInput},
-        BoardMemberObj, BoardObj, OperationResult,
+        inputs::{
+            CreateBoardInput, CreateGenerationInput, CreateTagInput, UpdateBoardInput,
+            UpdateTagInput, UploadArtifactInput,
+        },
+        BoardMemberObj, BoardObj, GenerationObj, OperationResult, TagObj,
     },
 };
 
@@ -96,5 +104,150 @@ impl Mutation {
         let mut conn = ctx.conn().await?;
         members::remove_member(&mut conn, &actor, id).await?;
         Ok(OperationResult::SUCCESS)
+    }
+
+    /// Creates a pending generation; its job is queued in the same transaction.
+    async fn create_generation(
+        ctx: &Context,
+        input: CreateGenerationInput,
+    ) -> GqlResult<GenerationObj> {
+        let actor = ctx.actor("create a generation")?;
+        let mut conn = ctx.conn().await?;
+        let generation = generation_ops::create_generation(
+            &mut conn,
+            &actor,
+            &ctx.state.generators,
+            CreateGeneration {
+                board_id: input.board_id,
+                generator_name: input.generator_name,
+                artifact_type: input.artifact_type.as_db().to_string(),
+                input_params: input.input_params.0,
+            },
+            Some(ctx.request_id.clone()),
+        )
+        .await?;
+        Ok(GenerationObj(generation))
+    }
+
+    /// Cancels a pending or processing generation.
+    async fn cancel_generation(ctx: &Context, id: Uuid) -> GqlResult<GenerationObj> {
+        let actor = ctx.actor("cancel a generation")?;
+        let mut conn = ctx.conn().await?;
+        let generation = generation_ops::cancel_generation(&mut conn, &actor, id).await?;
+        Ok(GenerationObj(generation))
+    }
+
+    async fn delete_generation(ctx: &Context, id: Uuid) -> GqlResult<bool> {
+        let actor = ctx.actor("delete a generation")?;
+        let mut conn = ctx.conn().await?;
+        generation_ops::delete_generation(&mut conn, &actor, id).await?;
+        Ok(true)
+    }
+
+    /// A new generation with the same generator and inputs.
+    async fn regenerate(ctx: &Context, id: Uuid) -> GqlResult<GenerationObj> {
+        let actor = ctx.actor("regenerate")?;
+        let mut conn = ctx.conn().await?;
+        let generation = generation_ops::regenerate(
+            &mut conn,
+            &actor,
+            &ctx.state.generators,
+            id,
+            Some(ctx.request_id.clone()),
+        )
+        .await?;
+        Ok(GenerationObj(generation))
+    }
+
+    /// The Boards client's name for `regenerate`.
+    async fn retry_generation(ctx: &Context, id: Uuid) -> GqlResult<GenerationObj> {
+        let actor = ctx.actor("retry a generation")?;
+        let mut conn = ctx.conn().await?;
+        let generation = generation_ops::regenerate(
+            &mut conn,
+            &actor,
+            &ctx.state.generators,
+            id,
+            Some(ctx.request_id.clone()),
+        )
+        .await?;
+        Ok(GenerationObj(generation))
+    }
+
+    /// Imports an artifact from a URL (not available yet).
+    async fn upload_artifact(
+        ctx: &Context,
+        input: UploadArtifactInput,
+    ) -> GqlResult<GenerationObj> {
+        ctx.actor("upload")?;
+        let _ = input;
+        Err(
+            AppError::NotImplemented("uploadArtifact is not supported by this server yet".into())
+                .into(),
+        )
+    }
+
+    async fn create_tag(ctx: &Context, input: CreateTagInput) -> GqlResult<TagObj> {
+        let actor = ctx.actor("create a tag")?;
+        let mut conn = ctx.conn().await?;
+        let tag = tag_ops::create_tag(
+            &mut conn,
+            &actor,
+            CreateTag {
+                name: input.name,
+                slug: input.slug,
+                description: input.description,
+                metadata: input.metadata.map(|j| j.0),
+            },
+        )
+        .await?;
+        Ok(TagObj(tag))
+    }
+
+    async fn update_tag(ctx: &Context, input: UpdateTagInput) -> GqlResult<TagObj> {
+        let actor = ctx.actor("update a tag")?;
+        let mut conn = ctx.conn().await?;
+        let tag = tag_ops::update_tag(
+            &mut conn,
+            &actor,
+            input.id,
+            UpdateTag {
+                name: input.name,
+                slug: input.slug,
+                description: input.description,
+                metadata: input.metadata.map(|j| j.0),
+            },
+        )
+        .await?;
+        Ok(TagObj(tag))
+    }
+
+    async fn delete_tag(ctx: &Context, id: Uuid) -> GqlResult<bool> {
+        let actor = ctx.actor("delete a tag")?;
+        let mut conn = ctx.conn().await?;
+        tag_ops::delete_tag(&mut conn, &actor, id).await?;
+        Ok(true)
+    }
+
+    async fn add_tag_to_generation(
+        ctx: &Context,
+        generation_id: Uuid,
+        tag_id: Uuid,
+    ) -> GqlResult<TagObj> {
+        let actor = ctx.actor("tag a generation")?;
+        let mut conn = ctx.conn().await?;
+        let tag = tag_ops::add_tag_to_generation(&mut conn, &actor, generation_id, tag_id).await?;
+        Ok(TagObj(tag))
+    }
+
+    async fn remove_tag_from_generation(
+        ctx: &Context,
+        generation_id: Uuid,
+        tag_id: Uuid,
+    ) -> GqlResult<bool> {
+        let actor = ctx.actor("untag a generation")?;
+        let mut conn = ctx.conn().await?;
+        tag_ops::remove_tag_from_generation(&mut conn, &actor, generation_id, tag_id).await?;
+        Ok(true)
     }
 }

@@ -3,7 +3,8 @@
 use boards_shared::{
     db::models::{
         boards::{self, BoardRelation, BoardSort},
-        users,
+        generations::{self, RecentFilter},
+        tags, users,
     },
     domain::{boards as board_ops, paging::page},
 };
@@ -15,8 +16,9 @@ use super::{
     errors::GqlResult,
     scalars::BoardsScalar,
     types::{
-        enums::{BoardQueryRole, SortOrder},
-        BoardObj, UserObj,
+        enums::{ArtifactType, BoardQueryRole, GenerationStatus, SortOrder},
+        generator::GeneratorInfoObj,
+        BoardObj, GenerationObj, TagObj, UserObj,
     },
 };
 
@@ -111,5 +113,124 @@ impl Query {
         let rows = boards::search(&mut conn, &query, ctx.viewer(), limit, offset).await?;
         drop(conn);
         boards_out(ctx, rows).await
+    }
+
+    /// A generation whose board the caller may read; null otherwise.
+    async fn generation(ctx: &Context, id: Uuid) -> GqlResult<Option<GenerationObj>> {
+        let found = ctx
+            .loaders
+            .generations
+            .try_load(id)
+            .await
+            .map_err(super::context::load_failed)??;
+        let Some(generation) = found else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .readable_board(generation.board_id)
+            .await?
+            .map(|_| GenerationObj(generation)))
+    }
+
+    /// Newest generations on boards the caller owns, is a member of, or that are public.
+    async fn recent_generations(
+        ctx: &Context,
+        #[graphql(default)] board_id: Option<Uuid>,
+        #[graphql(default)] status: Option<GenerationStatus>,
+        #[graphql(default)] artifact_type: Option<ArtifactType>,
+        #[graphql(default = 50)] limit: Option<i32>,
+        #[graphql(default = 0)] offset: Option<i32>,
+    ) -> GqlResult<Vec<GenerationObj>> {
+        let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
+        let Some(viewer) = ctx.viewer() else {
+            return Ok(vec![]);
+        };
+        let filter = RecentFilter {
+            board_id,
+            status: status.map(|s| s.as_db().to_string()),
+            artifact_type: artifact_type.map(|t| t.as_db().to_string()),
+        };
+        let mut conn = ctx.conn().await?;
+        let rows = generations::recent(&mut conn, viewer, &filter, limit, offset).await?;
+        Ok(rows.into_iter().map(GenerationObj).collect())
+    }
+
+    /// A board's generations, newest first (the client's `GetGenerations`); without `boardId`,
+    /// like `recentGenerations`.
+    async fn generations(
+        ctx: &Context,
+        #[graphql(default)] board_id: Option<Uuid>,
+        #[graphql(default = 50)] limit: Option<i32>,
+        #[graphql(default = 0)] offset: Option<i32>,
+    ) -> GqlResult<Vec<GenerationObj>> {
+        let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
+        let mut conn = ctx.conn().await?;
+        let rows = match board_id {
+            Some(board_id) => {
+                match board_ops::readable_board(&mut conn, ctx.viewer(), board_id).await? {
+                    Some(_) => {
+                        generations::list_for_board(&mut conn, board_id, limit, offset).await?
+                    }
+                    None => vec![],
+                }
+            }
+            None => match ctx.viewer() {
+                Some(viewer) => {
+                    generations::recent(&mut conn, viewer, &RecentFilter::default(), limit, offset)
+                        .await?
+                }
+                None => vec![],
+            },
+        };
+        Ok(rows.into_iter().map(GenerationObj).collect())
+    }
+
+    /// Registered generators, in configuration order; `artifactType` is the lower-case type.
+    fn generators(
+        ctx: &Context,
+        #[graphql(default)] artifact_type: Option<String>,
+    ) -> Vec<GeneratorInfoObj> {
+        ctx.state
+            .generators
+            .list(artifact_type.as_deref())
+            .cloned()
+            .map(GeneratorInfoObj)
+            .collect()
+    }
+
+    /// Tags of the caller's tenant, by name.
+    async fn tags(
+        ctx: &Context,
+        #[graphql(default = 100)] limit: Option<i32>,
+        #[graphql(default = 0)] offset: Option<i32>,
+    ) -> GqlResult<Vec<TagObj>> {
+        let (limit, offset) = page(limit, offset, 100, ctx.max_page_size())?;
+        if ctx.viewer().is_none() {
+            return Ok(vec![]);
+        }
+        let mut conn = ctx.conn().await?;
+        let rows = tags::list(&mut conn, ctx.auth.tenant_id, limit, offset).await?;
+        Ok(rows.into_iter().map(TagObj).collect())
+    }
+
+    async fn tag(ctx: &Context, id: Uuid) -> GqlResult<Option<TagObj>> {
+        if ctx.viewer().is_none() {
+            return Ok(None);
+        }
+        let mut conn = ctx.conn().await?;
+        Ok(tags::find_in_tenant(&mut conn, ctx.auth.tenant_id, id)
+            .await?
+            .map(TagObj))
+    }
+
+    /// The tag with exactly this slug in the caller's tenant.
+    async fn tag_by_slug(ctx: &Context, slug: String) -> GqlResult<Option<TagObj>> {
+        if ctx.viewer().is_none() {
+            return Ok(None);
+        }
+        let mut conn = ctx.conn().await?;
+        Ok(tags::find_by_slug(&mut conn, ctx.auth.tenant_id, &slug)
+            .await?
+            .map(TagObj))
     }
 }

@@ -27,13 +27,11 @@ fn bad_request(message: &str) -> HttpResponse {
         .body(message.to_string())
 }
 
-fn request_logger(state: &AppState, req: &HttpRequest) -> Logger {
-    let id = req
-        .extensions()
+fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
-        .unwrap_or_default();
-    state.logger.new(o!("request_id" => id))
+        .unwrap_or_default()
 }
 
 /// POST /graphql
@@ -144,7 +142,8 @@ async fn execute(
     request: GraphqlRequest,
     allow_mutations: bool,
 ) -> HttpResponse {
-    let logger = request_logger(&state, req);
+    let request_id = request_id(req);
+    let logger = state.logger.new(o!("request_id" => request_id.clone()));
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let auth = match state
         .auth
@@ -190,7 +189,7 @@ async fn execute(
         request.operation_name.as_deref(),
         request.variables,
     );
-    let ctx = Context::new(state.clone(), auth, logger.clone());
+    let ctx = Context::new(state.clone(), auth, logger.clone(), request_id);
     match operation.execute(&vars, &ctx).await {
         Ok((data, errors)) => json_response(execution_response(data, &errors, &logger)),
         Err(e) => json_response(request_error(&e)),

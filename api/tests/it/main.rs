@@ -9,5 +9,6 @@ mod health;
 mod json_scalar;
 mod members;
 mod queries;
+mod sdl;
 mod transport;
 mod util;

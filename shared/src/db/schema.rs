@@ -84,6 +84,18 @@ pub mod boards {
     }
 
     diesel::table! {
+        boards.job_outbox (id) {
+            id -> Int8,
+            generation_id -> Uuid,
+            message -> Jsonb,
+            created_at -> Timestamptz,
+            available_at -> Timestamptz,
+            publish_attempts -> Int4,
+            last_error -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
         boards.lora_models (id) {
             id -> Uuid,
             tenant_id -> Uuid,
@@ -174,6 +186,7 @@ pub mod boards {
     diesel::joinable!(generations -> boards (board_id));
     diesel::joinable!(generations -> tenants (tenant_id));
     diesel::joinable!(generations -> users (user_id));
+    diesel::joinable!(job_outbox -> generations (generation_id));
     diesel::joinable!(lora_models -> tenants (tenant_id));
     diesel::joinable!(lora_models -> users (user_id));
     diesel::joinable!(provider_configs -> tenants (tenant_id));
@@ -186,6 +199,7 @@ pub mod boards {
         credit_transactions,
         generation_tags,
         generations,
+        job_outbox,
         lora_models,
         provider_configs,
         tags,

@@ -4,8 +4,11 @@
 
 pub mod access;
 pub mod boards;
+pub mod generations;
+pub mod lineage;
 pub mod members;
 pub mod paging;
+pub mod tags;
 
 use uuid::Uuid;
 

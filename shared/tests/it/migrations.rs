@@ -44,6 +44,7 @@ async fn assert_original_shape(db: &TestDb) {
             "credit_transactions",
             "generation_tags",
             "generations",
+            "job_outbox", // ours: the job outbox
             "lora_models",
             "provider_configs",
             "tags",

@@ -1,7 +1,7 @@
 //! `Generation` and `AdditionalFile`.
 
 use bigdecimal::ToPrimitive;
-use boards_shared::{db::models::Generation, AppError};
+use boards_shared::{db::models::Generation, domain::lineage, AppError};
 use chrono::{DateTime, Utc};
 use juniper::{graphql_object, GraphQLObject};
 use serde_json::Value;
@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{
     enums::{ArtifactType, GenerationStatus},
-    BoardObj, UserObj,
+    lineage::{AncestryNodeObj, ArtifactLineageObj, DescendantNodeObj},
+    BoardObj, TagObj, UserObj,
 };
 use crate::graphql::{
     context::{load_failed, Context},
@@ -134,5 +135,60 @@ impl GenerationObj {
             .map_err(load_failed)??;
         user.map(UserObj)
             .ok_or_else(|| AppError::not_found("User not found").into())
+    }
+
+    /// The generations this one was made from, as stored.
+    fn input_artifacts(&self) -> Vec<ArtifactLineageObj> {
+        lineage::entries(&self.0.input_artifacts)
+            .into_iter()
+            .map(ArtifactLineageObj)
+            .collect()
+    }
+
+    /// This generation and, recursively, the generations its inputs came from.
+    async fn ancestry(
+        &self,
+        ctx: &Context,
+        #[graphql(default = 25)] max_depth: i32,
+    ) -> GqlResult<AncestryNodeObj> {
+        let mut conn = ctx.conn().await?;
+        let tree = lineage::ancestry(
+            &mut conn,
+            self.0.clone(),
+            ctx.auth.tenant_id,
+            ctx.viewer(),
+            max_depth,
+        )
+        .await?;
+        Ok(AncestryNodeObj(tree))
+    }
+
+    /// This generation and, recursively, the generations made from it.
+    async fn descendants(
+        &self,
+        ctx: &Context,
+        #[graphql(default = 25)] max_depth: i32,
+    ) -> GqlResult<DescendantNodeObj> {
+        let mut conn = ctx.conn().await?;
+        let tree = lineage::descendants(
+            &mut conn,
+            self.0.clone(),
+            ctx.auth.tenant_id,
+            ctx.viewer(),
+            max_depth,
+        )
+        .await?;
+        Ok(DescendantNodeObj(tree))
+    }
+
+    /// Tags on this generation, by name.
+    async fn tags(&self, ctx: &Context) -> GqlResult<Vec<TagObj>> {
+        let tags = ctx
+            .loaders
+            .generation_tags
+            .try_load(self.0.id)
+            .await
+            .map_err(load_failed)??;
+        Ok(tags.into_iter().map(TagObj).collect())
     }
 }

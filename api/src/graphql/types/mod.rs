@@ -4,13 +4,17 @@
 pub mod board;
 pub mod enums;
 pub mod generation;
+pub mod generator;
 pub mod inputs;
+pub mod lineage;
 pub mod member;
+pub mod tag;
 pub mod user;
 
 pub use board::BoardObj;
 pub use generation::GenerationObj;
 pub use member::BoardMemberObj;
+pub use tag::TagObj;
 pub use user::UserObj;
 
 use juniper::GraphQLObject;

@@ -4,11 +4,14 @@
 pub mod board_members;
 pub mod boards;
 pub mod generations;
+pub mod outbox;
+pub mod tags;
 pub mod tenants;
 pub mod users;
 
 pub use board_members::BoardMember;
 pub use boards::Board;
 pub use generations::Generation;
+pub use tags::Tag;
 pub use tenants::Tenant;
 pub use users::User;

@@ -1,0 +1,30 @@
+//! `GeneratorInfo`.
+
+use boards_shared::generators::Registered;
+use juniper::graphql_object;
+
+use super::enums::ArtifactType;
+use crate::graphql::{
+    context::Context,
+    errors::GqlResult,
+    scalars::{BoardsScalar, Json},
+};
+
+pub struct GeneratorInfoObj(pub Registered);
+
+#[graphql_object(name = "GeneratorInfo", context = Context, scalar = BoardsScalar)]
+impl GeneratorInfoObj {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+    fn description(&self) -> &str {
+        &self.0.description
+    }
+    fn artifact_type(&self) -> GqlResult<ArtifactType> {
+        Ok(ArtifactType::from_db(self.0.artifact_type.as_str())?)
+    }
+    /// JSON Schema of the inputs (Pydantic conventions, contract §1.4).
+    fn input_schema(&self) -> Json {
+        Json(self.0.input_schema.as_ref().clone())
+    }
+}

@@ -1,0 +1,153 @@
+//! Generators: what can be generated, with which inputs. The [`Registry`] is built once per
+//! process from `generators.yaml` (or the built-ins) and shared by the API (listing, input
+//! validation at creation) and the worker (execution).
+
+pub mod config;
+pub mod local;
+pub mod schema;
+pub mod validate;
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use serde_json::Value;
+
+pub use validate::ArtifactSlot;
+
+use crate::AppError;
+
+/// The artifact types generators produce (stored lower-case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArtifactKind {
+    Image,
+    Video,
+    Audio,
+    Text,
+}
+
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Text => "text",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "image" => Some(Self::Image),
+            "video" => Some(Self::Video),
+            "audio" => Some(Self::Audio),
+            "text" => Some(Self::Text),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ArtifactKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compiled-in generator: its identity and input contract.
+#[derive(Clone, Copy)]
+pub struct GeneratorDef {
+    /// The built-in id (also the default registry name).
+    pub id: &'static str,
+    pub description: &'static str,
+    pub artifact_type: ArtifactKind,
+    pub input_schema: fn() -> Value,
+}
+
+/// A generator as registered: possibly renamed by configuration.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    pub name: String,
+    pub id: &'static str,
+    pub description: String,
+    pub artifact_type: ArtifactKind,
+    pub input_schema: Arc<Value>,
+    pub slots: Vec<ArtifactSlot>,
+}
+
+impl Registered {
+    fn from_def(def: &GeneratorDef, name: Option<String>) -> Self {
+        let schema = (def.input_schema)();
+        Self {
+            name: name.unwrap_or_else(|| def.id.to_string()),
+            id: def.id,
+            description: def.description.to_string(),
+            artifact_type: def.artifact_type,
+            slots: validate::artifact_slots(&schema),
+            input_schema: Arc::new(schema),
+        }
+    }
+
+    /// Checks `input` against the input schema; the error names every offending field.
+    pub fn validate(&self, input: &Value) -> Result<(), AppError> {
+        validate::validate(&self.input_schema, input).map_err(|errors| {
+            AppError::bad_input(format!("Invalid input parameters: {}", errors.join("; ")))
+        })
+    }
+}
+
+/// Every built-in generator definition.
+pub fn definitions() -> Vec<GeneratorDef> {
+    local::builtin()
+}
+
+/// The generators of this process, in listing order.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    entries: Vec<Registered>,
+    index: HashMap<String, usize>,
+}
+
+impl Registry {
+    /// All built-in generators under their own names.
+    pub fn builtin() -> Self {
+        Self::from_entries(
+            definitions()
+                .iter()
+                .map(|d| Registered::from_def(d, None))
+                .collect(),
+        )
+        .unwrap_or_default()
+    }
+
+    fn from_entries(entries: Vec<Registered>) -> Result<Self, String> {
+        let mut index = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if index.insert(e.name.clone(), i).is_some() {
+                return Err(format!("generator name `{}` is registered twice", e.name));
+            }
+        }
+        Ok(Self { entries, index })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Registered> {
+        self.index.get(name).map(|i| &self.entries[*i])
+    }
+
+    /// Generators in registration order, optionally only those of a lower-case artifact type
+    /// (`"image"`; an empty filter lists everything, `"IMAGE"` matches nothing, as the original).
+    pub fn list<'a>(
+        &'a self,
+        artifact_type: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Registered> + 'a {
+        let filter = artifact_type.filter(|t| !t.is_empty());
+        self.entries
+            .iter()
+            .filter(move |e| filter.is_none_or(|t| e.artifact_type.as_str() == t))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
