@@ -87,3 +87,39 @@ async fn get_board_costs_the_same_for_1_and_10_members() {
     let as_member = cost(&app, &viewer.token, &get_board(), vars).await;
     assert!(as_member <= large + 1, "member read used {as_member}");
 }
+
+#[tokio::test]
+async fn get_board_costs_the_same_for_1_and_100_generations() {
+    use crate::util::fixtures::GenerationFixture;
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner").await;
+    let board = create(&app, &owner.token, json!({"title": "B"})).await;
+    let id = board["id"].as_str().unwrap();
+    for i in 0..10 {
+        let m = app.user(&format!("m{i}")).await;
+        app.ok(
+            Some(&owner.token),
+            ADD,
+            json!({"b": id, "e": m.email, "r": "EDITOR"}),
+        )
+        .await;
+    }
+    GenerationFixture::completed_image(id, &owner.id)
+        .insert(&app)
+        .await;
+    let vars = json!({"id": id, "limit": 100, "offset": 0});
+    let small = cost(&app, &owner.token, &get_board(), vars.clone()).await;
+    for _ in 0..99 {
+        GenerationFixture::completed_image(id, &owner.id)
+            .insert(&app)
+            .await;
+    }
+    let before = app.queries();
+    let data = app.ok(Some(&owner.token), &get_board(), vars).await;
+    let large = app.queries() - before;
+    assert_eq!(data["board"]["generations"].as_array().unwrap().len(), 100);
+    assert_eq!(
+        small, large,
+        "GetBoard: {small} statements with 1 generation, {large} with 100"
+    );
+}

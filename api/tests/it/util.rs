@@ -177,3 +177,95 @@ pub fn error_of(res: &Value) -> (String, String) {
             .to_string(),
     )
 }
+
+/// Fixtures written straight to the database (states no API call produces yet).
+pub mod fixtures {
+    use diesel_async::RunQueryDsl;
+    use serde_json::Value;
+
+    use super::TestApp;
+
+    /// Inserts a generation row and returns its id.
+    pub struct GenerationFixture<'a> {
+        pub board_id: &'a str,
+        pub user_id: &'a str,
+        pub generator: &'a str,
+        pub artifact_type: &'a str,
+        pub status: &'a str,
+        pub progress: f64,
+        pub input_params: Value,
+        pub output_metadata: Value,
+        pub input_artifacts: Value,
+        pub storage_url: Option<&'a str>,
+    }
+
+    impl<'a> GenerationFixture<'a> {
+        pub fn completed_image(board_id: &'a str, user_id: &'a str) -> Self {
+            Self {
+                board_id,
+                user_id,
+                generator: "local-image",
+                artifact_type: "image",
+                status: "completed",
+                progress: 100.0,
+                input_params: serde_json::json!({"prompt": "fixture"}),
+                output_metadata: serde_json::json!({"format": "png", "width": 64, "height": 64}),
+                input_artifacts: serde_json::json!([]),
+                storage_url: Some("http://localhost/x.png"),
+            }
+        }
+
+        pub async fn insert(&self, app: &TestApp) -> String {
+            let mut conn = app.db.connect().await.unwrap();
+            let id = uuid::Uuid::new_v4();
+            let q = |v: &Value| v.to_string().replace('\'', "''");
+            diesel::sql_query(format!(
+                "INSERT INTO boards.generations (id, tenant_id, board_id, user_id, generator_name, artifact_type,
+                   input_params, status, progress, output_metadata, input_artifacts, storage_url, completed_at)
+                 SELECT '{id}', b.tenant_id, b.id, '{user}', '{gen}', '{kind}', '{params}'::jsonb, '{status}',
+                   {progress}, '{meta}'::jsonb, '{inputs}'::jsonb, {url}, CASE WHEN '{status}' = 'completed' THEN now() END
+                 FROM boards.boards b WHERE b.id = '{board}'",
+                user = self.user_id,
+                gen = self.generator,
+                kind = self.artifact_type,
+                params = q(&self.input_params),
+                status = self.status,
+                progress = self.progress,
+                meta = q(&self.output_metadata),
+                inputs = q(&self.input_artifacts),
+                url = self.storage_url.map_or("NULL".to_string(), |u| format!("'{u}'")),
+                board = self.board_id,
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            id.to_string()
+        }
+    }
+
+    /// Runs SQL against the test's database.
+    pub async fn sql(app: &TestApp, statement: &str) {
+        let mut conn = app.db.connect().await.unwrap();
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    /// Number of queued job messages for `generation_id`.
+    pub async fn outbox_count(app: &TestApp, generation_id: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = app.db.connect().await.unwrap();
+        let rows: Vec<N> = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM boards.job_outbox WHERE generation_id = '{generation_id}'"
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+        rows[0].n
+    }
+}
