@@ -2,8 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod access;
+mod access_generations;
 mod auth;
 mod boards;
+mod client_generation_ops;
 mod client_ops;
 mod generations;
 mod health;
