@@ -59,5 +59,7 @@ sdl:
 test: services-check lint schema-check
 	cargo test --workspace
 
-bench:
-	@echo "Benchmarks arrive with the performance work (see docs/benchmarks.md)."
+# HTTP benchmark of the release build (figures go to docs/benchmarks.md).
+bench: services-check release
+	cargo build --release -p boards-bench
+	./target/release/boards-bench --api target/release/boards-api

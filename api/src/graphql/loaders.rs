@@ -29,9 +29,11 @@ impl From<LoadError> for AppError {
 
 pub type Loaded<T> = Result<T, LoadError>;
 
-/// How many loads a loader waits for before it runs a batch: large enough that every sibling
-/// in a list (juniper resolves them concurrently) joins the same batch.
-const YIELD_COUNT: usize = 64;
+/// How many times a loader yields before it runs its batch. juniper polls every sibling of a
+/// list in the same pass, so all of them have registered their keys after one yield; each
+/// extra yield re-polls the whole request future, which is what makes large counts expensive.
+/// List roots prime the access loaders so that no sibling is a round trip behind the others.
+const YIELD_COUNT: usize = 2;
 
 async fn run<T, F>(pool: &PgPool, keys: &[Uuid], query: F) -> HashMap<Uuid, Loaded<T>>
 where

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     context::Context,
     errors::GqlResult,
-    scalars::BoardsScalar,
+    scalars::{BoardsScalar, Json},
     types::{
         enums::BoardRole,
         inputs::{
@@ -40,7 +40,7 @@ impl Mutation {
                 title: input.title,
                 description: input.description,
                 is_public: input.is_public,
-                settings: input.settings.map(|j| j.0),
+                settings: input.settings.map(Json::into_value),
             },
         )
         .await?;
@@ -58,7 +58,7 @@ impl Mutation {
                 title: input.title,
                 description: input.description,
                 is_public: input.is_public,
-                settings: input.settings.map(|j| j.0),
+                settings: input.settings.map(Json::into_value),
             },
         )
         .await?;
@@ -121,12 +121,12 @@ impl Mutation {
                 board_id: input.board_id,
                 generator_name: input.generator_name,
                 artifact_type: input.artifact_type.as_db().to_string(),
-                input_params: input.input_params.0,
+                input_params: input.input_params.into_value(),
             },
             Some(ctx.request_id.clone()),
         )
         .await?;
-        Ok(GenerationObj(generation))
+        Ok(GenerationObj::new(generation))
     }
 
     /// Cancels a pending or processing generation.
@@ -134,7 +134,7 @@ impl Mutation {
         let actor = ctx.actor("cancel a generation")?;
         let mut conn = ctx.conn().await?;
         let generation = generation_ops::cancel_generation(&mut conn, &actor, id).await?;
-        Ok(GenerationObj(generation))
+        Ok(GenerationObj::new(generation))
     }
 
     async fn delete_generation(ctx: &Context, id: Uuid) -> GqlResult<bool> {
@@ -156,7 +156,7 @@ impl Mutation {
             Some(ctx.request_id.clone()),
         )
         .await?;
-        Ok(GenerationObj(generation))
+        Ok(GenerationObj::new(generation))
     }
 
     /// The Boards client's name for `regenerate`.
@@ -171,7 +171,7 @@ impl Mutation {
             Some(ctx.request_id.clone()),
         )
         .await?;
-        Ok(GenerationObj(generation))
+        Ok(GenerationObj::new(generation))
     }
 
     /// Imports an artifact from a URL (not available yet).
@@ -197,7 +197,7 @@ impl Mutation {
                 name: input.name,
                 slug: input.slug,
                 description: input.description,
-                metadata: input.metadata.map(|j| j.0),
+                metadata: input.metadata.map(Json::into_value),
             },
         )
         .await?;
@@ -215,7 +215,7 @@ impl Mutation {
                 name: input.name,
                 slug: input.slug,
                 description: input.description,
-                metadata: input.metadata.map(|j| j.0),
+                metadata: input.metadata.map(Json::into_value),
             },
         )
         .await?;

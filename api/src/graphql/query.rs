@@ -18,7 +18,7 @@ use super::{
     types::{
         enums::{ArtifactType, BoardQueryRole, GenerationStatus, SortOrder},
         generator::GeneratorInfoObj,
-        BoardObj, GenerationObj, TagObj, UserObj,
+        BoardObj, GenerationList, GenerationObj, TagObj, UserObj,
     },
 };
 
@@ -129,7 +129,7 @@ impl Query {
         Ok(ctx
             .readable_board(generation.board_id)
             .await?
-            .map(|_| GenerationObj(generation)))
+            .map(|_| GenerationObj::new(generation)))
     }
 
     /// Newest generations on boards the caller owns, is a member of, or that are public.
@@ -140,10 +140,10 @@ impl Query {
         #[graphql(default)] artifact_type: Option<ArtifactType>,
         #[graphql(default = 50)] limit: Option<i32>,
         #[graphql(default = 0)] offset: Option<i32>,
-    ) -> GqlResult<Vec<GenerationObj>> {
+    ) -> GqlResult<GenerationList> {
         let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
         let Some(viewer) = ctx.viewer() else {
-            return Ok(vec![]);
+            return Ok(GenerationList(vec![]));
         };
         let filter = RecentFilter {
             board_id,
@@ -152,7 +152,9 @@ impl Query {
         };
         let mut conn = ctx.conn().await?;
         let rows = generations::recent(&mut conn, viewer, &filter, limit, offset).await?;
-        Ok(rows.into_iter().map(GenerationObj).collect())
+        Ok(GenerationList(
+            rows.into_iter().map(GenerationObj::new).collect(),
+        ))
     }
 
     /// A board's generations, newest first (the client's `GetGenerations`); without `boardId`,
@@ -162,7 +164,7 @@ impl Query {
         #[graphql(default)] board_id: Option<Uuid>,
         #[graphql(default = 50)] limit: Option<i32>,
         #[graphql(default = 0)] offset: Option<i32>,
-    ) -> GqlResult<Vec<GenerationObj>> {
+    ) -> GqlResult<GenerationList> {
         let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
         let mut conn = ctx.conn().await?;
         let rows = match board_id {
@@ -182,7 +184,9 @@ impl Query {
                 None => vec![],
             },
         };
-        Ok(rows.into_iter().map(GenerationObj).collect())
+        Ok(GenerationList(
+            rows.into_iter().map(GenerationObj::new).collect(),
+        ))
     }
 
     /// Registered generators, in configuration order; `artifactType` is the lower-case type.

@@ -28,9 +28,10 @@ pub enum BoardsScalar {
     #[from]
     #[value(to_bool)]
     Boolean(bool),
+    /// A whole JSON document, shared: outputs point at the row's value instead of copying it.
     #[from(ignore)]
     #[try_into(ignore)]
-    Json(JsonValue),
+    Json(std::sync::Arc<JsonValue>),
 }
 
 impl<'de> Deserialize<'de> for BoardsScalar {
@@ -76,7 +77,18 @@ impl<'de> Deserialize<'de> for BoardsScalar {
     with = json_scalar,
     scalar = BoardsScalar
 )]
-pub struct Json(pub JsonValue);
+pub struct Json(pub std::sync::Arc<JsonValue>);
+
+impl Json {
+    pub fn new(value: JsonValue) -> Self {
+        Self(std::sync::Arc::new(value))
+    }
+
+    /// The value, moved out when this is its only owner.
+    pub fn into_value(self) -> JsonValue {
+        std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
 
 mod json_scalar {
     use super::*;
@@ -86,8 +98,8 @@ mod json_scalar {
     }
 
     pub(super) fn from_input(v: &BoardsScalar) -> Result<Json, Box<str>> {
-        Ok(Json(match v {
-            BoardsScalar::Json(j) => j.clone(),
+        Ok(Json::new(match v {
+            BoardsScalar::Json(j) => return Ok(Json(j.clone())),
             BoardsScalar::Int(i) => JsonValue::from(*i),
             BoardsScalar::Float(f) => serde_json::Number::from_f64(*f)
                 .map(JsonValue::Number)
@@ -140,13 +152,28 @@ mod uuid_scalar {
 )]
 type DateTime = chrono::DateTime<Utc>;
 
-/// Formats like Python's `datetime.isoformat()` for an aware UTC value.
+/// Formats like Python's `datetime.isoformat()` for an aware UTC value (by hand: chrono's
+/// `format` parses its pattern on every call, and a board page formats hundreds of these).
 pub fn isoformat(v: &chrono::DateTime<Utc>) -> String {
-    if v.nanosecond() / 1000 == 0 {
-        v.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        v.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    use chrono::Datelike as _;
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(32);
+    let micros = v.nanosecond() / 1000 % 1_000_000;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        v.year(),
+        v.month(),
+        v.day(),
+        v.hour(),
+        v.minute(),
+        v.second()
+    );
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
     }
+    out.push_str("+00:00");
+    out
 }
 
 mod datetime_scalar {
@@ -185,7 +212,9 @@ mod tests {
 
     #[test]
     fn json_scalars_serialise_as_nested_json() {
-        let v = BoardsScalar::Json(serde_json::json!({"a": [1, {"b": null}]}));
+        let v = BoardsScalar::Json(std::sync::Arc::new(
+            serde_json::json!({"a": [1, {"b": null}]}),
+        ));
         assert_eq!(
             serde_json::to_string(&v).unwrap(),
             r#"{"a":[1,{"b":null}]}"#

@@ -191,7 +191,7 @@ async fn execute(
     );
     let ctx = Context::new(state.clone(), auth, logger.clone(), request_id);
     match operation.execute(&vars, &ctx).await {
-        Ok((data, errors)) => json_response(execution_response(data, &errors, &logger)),
+        Ok((data, errors)) => execution_response(data, &errors, &logger),
         Err(e) => json_response(request_error(&e)),
     }
 }
@@ -219,16 +219,43 @@ fn request_error(err: &GraphQLError) -> Value {
     json!({"data": null, "errors": errors})
 }
 
+/// The response body, serialised straight from juniper's value (no intermediate JSON tree).
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    data: &'a GqlValue<BoardsScalar>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<Value>,
+}
+
 fn execution_response(
     data: GqlValue<BoardsScalar>,
     errors: &[ExecutionError<BoardsScalar>],
     logger: &Logger,
-) -> Value {
-    let data = serde_json::to_value(&data).unwrap_or(Value::Null);
-    if errors.is_empty() {
-        return json!({ "data": data });
+) -> HttpResponse {
+    let body = Body {
+        data: &data,
+        errors: execution_errors(errors, logger),
+    };
+    // Sized for a board page so the buffer rarely regrows while writing.
+    let mut bytes = Vec::with_capacity(16 * 1024);
+    match serde_json::to_writer(&mut bytes, &body).map(|()| bytes) {
+        Ok(bytes) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(bytes),
+        Err(e) => {
+            error!(logger, "response serialisation failed"; "error" => %e);
+            json_response(
+                json!({"data": null, "errors": [{"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}),
+            )
+        }
     }
-    let errors: Vec<Value> = errors
+}
+
+fn execution_errors(errors: &[ExecutionError<BoardsScalar>], logger: &Logger) -> Vec<Value> {
+    if errors.is_empty() {
+        return vec![];
+    }
+    errors
         .iter()
         .map(|e| {
             let mut v = serde_json::to_value(e).unwrap_or_else(|_| json!({"message": "error"}));
@@ -250,6 +277,5 @@ fn execution_response(
             }
             v
         })
-        .collect();
-    json!({ "data": data, "errors": errors })
+        .collect()
 }

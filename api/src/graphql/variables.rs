@@ -97,7 +97,7 @@ fn typed(
     match (schema.concrete_type_by_name(name), value) {
         (_, Value::Null) => InputValue::Null,
         (Some(MetaType::Scalar(meta)), v) if meta.name.as_str() == JSON_SCALAR => {
-            InputValue::Scalar(BoardsScalar::Json(v))
+            InputValue::Scalar(BoardsScalar::Json(std::sync::Arc::new(v)))
         }
         (Some(MetaType::InputObject(meta)), Value::Object(fields)) => {
             // Spec input coercion: an absent field takes its default value. (juniper's variable

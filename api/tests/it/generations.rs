@@ -475,3 +475,29 @@ async fn a_generators_yaml_chooses_names_and_order() {
         .await;
     assert_eq!(error_of(&res).0, "Unknown generator: local-text");
 }
+
+#[tokio::test]
+async fn generation_lists_answer_the_same_on_the_fast_and_the_async_path() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    for _ in 0..3 {
+        GenerationFixture::completed_image(&b, &alice.id)
+            .insert(&app)
+            .await;
+    }
+    create_text(&app, &alice, &b, "pending one").await;
+    let fields = "__typename id boardId userId generatorName artifactType status progress storageUrl thumbnailUrl additionalFiles { url } inputParams outputMetadata errorMessage createdAt updatedAt completedAt startedAt externalJobId tenantId";
+    let fast = format!("query($b: UUID!) {{ board(id: $b) {{ generations {{ ...F }} }} recentGenerations {{ ...F }} }} fragment F on Generation {{ {fields} }}");
+    let slow = format!("query($b: UUID!) {{ board(id: $b) {{ generations {{ ...F user {{ id }} }} }} recentGenerations {{ ...F tags {{ id }} }} }} fragment F on Generation {{ {fields} }}");
+    let a = app.ok(Some(&alice.token), &fast, json!({"b": b})).await;
+    let mut s = app.ok(Some(&alice.token), &slow, json!({"b": b})).await;
+    for g in s["board"]["generations"].as_array_mut().unwrap() {
+        g.as_object_mut().unwrap().remove("user");
+    }
+    for g in s["recentGenerations"].as_array_mut().unwrap() {
+        g.as_object_mut().unwrap().remove("tags");
+    }
+    assert_eq!(a, s);
+    assert_eq!(a["board"]["generations"].as_array().unwrap().len(), 4);
+}

@@ -41,6 +41,9 @@ pub struct AuthService {
     tenancy: TenancyConfig,
     tenant_claim: Option<String>,
     tenants: moka::future::Cache<String, Uuid>,
+    /// Provisioned users by (tenant, provider, subject): a verified token needs no query for
+    /// the user while it is cached. Entries expire after 30 s so profile fills stay fresh.
+    users: moka::future::Cache<(Uuid, String, String), User>,
 }
 
 const BEARER: &str = "Bearer ";
@@ -55,6 +58,10 @@ impl AuthService {
             tenants: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(60))
+                .build(),
+            users: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(30))
                 .build(),
         }
     }
@@ -170,6 +177,26 @@ impl AuthService {
     }
 
     async fn provision(&self, tenant_id: Uuid, principal: &Principal) -> Result<User, AuthError> {
+        let key = (
+            tenant_id,
+            principal.provider.clone(),
+            principal.subject.clone(),
+        );
+        if let Some(user) = self.users.get(&key).await {
+            if !users::needs_fill(&user, principal) {
+                return Ok(user);
+            }
+        }
+        let user = self.provision_in_db(tenant_id, principal).await?;
+        self.users.insert(key, user.clone()).await;
+        Ok(user)
+    }
+
+    async fn provision_in_db(
+        &self,
+        tenant_id: Uuid,
+        principal: &Principal,
+    ) -> Result<User, AuthError> {
         let mut conn = self.pool.get().await.map_err(|_| unavailable())?;
         let existing = users::find_by_identity(
             &mut conn,
@@ -190,6 +217,7 @@ impl AuthService {
     /// Forgets cached tenant ids (after tenants are deleted or renamed).
     pub fn invalidate_tenants(&self) {
         self.tenants.invalidate_all();
+        self.users.invalidate_all();
     }
 }
 

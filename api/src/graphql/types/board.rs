@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use juniper::graphql_object;
 use uuid::Uuid;
 
-use super::{BoardMemberObj, GenerationObj, UserObj};
+use super::{BoardMemberObj, GenerationList, GenerationObj, UserObj};
 use crate::graphql::{
     context::{load_failed, Context},
     errors::GqlResult,
@@ -39,10 +39,10 @@ impl BoardObj {
         self.0.is_public
     }
     fn settings(&self) -> Json {
-        Json(self.0.settings.clone())
+        Json::new(self.0.settings.clone())
     }
     fn metadata(&self) -> Json {
-        Json(self.0.metadata.clone())
+        Json::new(self.0.metadata.clone())
     }
     fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -90,14 +90,16 @@ impl BoardObj {
         ctx: &Context,
         #[graphql(default = 50)] limit: Option<i32>,
         #[graphql(default = 0)] offset: Option<i32>,
-    ) -> GqlResult<Vec<GenerationObj>> {
+    ) -> GqlResult<GenerationList> {
         let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
         if !ctx.can_read(&self.0).await? {
-            return Ok(vec![]);
+            return Ok(GenerationList(vec![]));
         }
         let mut conn = ctx.conn().await?;
         let rows = generations::list_for_board(&mut conn, self.0.id, limit, offset).await?;
-        Ok(rows.into_iter().map(GenerationObj).collect())
+        Ok(GenerationList(
+            rows.into_iter().map(GenerationObj::new).collect(),
+        ))
     }
 
     /// Number of generations; 0 when the board is not readable.

@@ -18,7 +18,32 @@ use crate::graphql::{
     scalars::{BoardsScalar, Json},
 };
 
-pub struct GenerationObj(pub Generation);
+pub struct GenerationObj {
+    pub row: Generation,
+    /// The JSON columns, shared with the response instead of copied into it.
+    input_params: Json,
+    output_metadata: Json,
+}
+
+impl GenerationObj {
+    pub fn new(mut row: Generation) -> Self {
+        let input_params = Json::new(std::mem::take(&mut row.input_params));
+        let output_metadata = Json::new(std::mem::take(&mut row.output_metadata));
+        Self {
+            row,
+            input_params,
+            output_metadata,
+        }
+    }
+
+    /// The complete row again (for computations that need every column).
+    pub fn full_row(&self) -> Generation {
+        let mut row = self.row.clone();
+        row.input_params = self.input_params.0.as_ref().clone();
+        row.output_metadata = self.output_metadata.0.as_ref().clone();
+        row
+    }
+}
 
 #[derive(Clone, Debug, GraphQLObject)]
 #[graphql(name = "AdditionalFile", scalar = BoardsScalar)]
@@ -39,7 +64,7 @@ fn additional_files(stored: &Value) -> Vec<AdditionalFile> {
                     Some(AdditionalFile {
                         url: item.get("url")?.as_str()?.to_string(),
                         kind: item.get("type")?.as_str()?.to_string(),
-                        metadata: Json(
+                        metadata: Json::new(
                             item.get("metadata")
                                 .cloned()
                                 .unwrap_or_else(|| serde_json::json!({})),
@@ -54,69 +79,69 @@ fn additional_files(stored: &Value) -> Vec<AdditionalFile> {
 #[graphql_object(name = "Generation", context = Context, scalar = BoardsScalar)]
 impl GenerationObj {
     fn id(&self) -> Uuid {
-        self.0.id
+        self.row.id
     }
     fn tenant_id(&self) -> Uuid {
-        self.0.tenant_id
+        self.row.tenant_id
     }
     fn board_id(&self) -> Uuid {
-        self.0.board_id
+        self.row.board_id
     }
     fn user_id(&self) -> Uuid {
-        self.0.user_id
+        self.row.user_id
     }
     fn generator_name(&self) -> &str {
-        &self.0.generator_name
+        &self.row.generator_name
     }
     fn artifact_type(&self) -> GqlResult<ArtifactType> {
-        Ok(ArtifactType::from_db(&self.0.artifact_type)?)
+        Ok(ArtifactType::from_db(&self.row.artifact_type)?)
     }
     fn storage_url(&self) -> Option<&str> {
-        self.0.storage_url.as_deref()
+        self.row.storage_url.as_deref()
     }
     fn thumbnail_url(&self) -> Option<&str> {
-        self.0.thumbnail_url.as_deref()
+        self.row.thumbnail_url.as_deref()
     }
     fn additional_files(&self) -> Vec<AdditionalFile> {
-        additional_files(&self.0.additional_files)
+        additional_files(&self.row.additional_files)
     }
     fn input_params(&self) -> Json {
-        Json(self.0.input_params.clone())
+        self.input_params.clone()
     }
     fn output_metadata(&self) -> Json {
-        Json(self.0.output_metadata.clone())
+        self.output_metadata.clone()
     }
     fn external_job_id(&self) -> Option<&str> {
-        self.0.external_job_id.as_deref()
+        self.row.external_job_id.as_deref()
     }
     fn status(&self) -> GqlResult<GenerationStatus> {
-        Ok(GenerationStatus::from_db(&self.0.status)?)
+        Ok(GenerationStatus::from_db(&self.row.status)?)
     }
     /// Percent complete, 0 to 100.
     fn progress(&self) -> f64 {
-        self.0.progress.to_f64().unwrap_or(0.0)
+        self.row.progress.to_f64().unwrap_or(0.0)
     }
     fn error_message(&self) -> Option<&str> {
-        self.0.error_message.as_deref()
+        self.row.error_message.as_deref()
     }
     fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.0.started_at
+        self.row.started_at
     }
     fn completed_at(&self) -> Option<DateTime<Utc>> {
-        self.0.completed_at
+        self.row.completed_at
     }
     fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.row.created_at
     }
     fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+        self.row.updated_at
     }
 
     async fn board(&self, ctx: &Context) -> GqlResult<BoardObj> {
         let board = ctx
             .loaders
             .boards
-            .try_load(self.0.board_id)
+            .try_load(self.row.board_id)
             .await
             .map_err(load_failed)??;
         let board = board.ok_or_else(|| AppError::not_found("Generation board not found"))?;
@@ -130,7 +155,7 @@ impl GenerationObj {
         let user = ctx
             .loaders
             .users
-            .try_load(self.0.user_id)
+            .try_load(self.row.user_id)
             .await
             .map_err(load_failed)??;
         user.map(UserObj)
@@ -139,7 +164,7 @@ impl GenerationObj {
 
     /// The generations this one was made from, as stored.
     fn input_artifacts(&self) -> Vec<ArtifactLineageObj> {
-        lineage::entries(&self.0.input_artifacts)
+        lineage::entries(&self.row.input_artifacts)
             .into_iter()
             .map(ArtifactLineageObj)
             .collect()
@@ -154,7 +179,7 @@ impl GenerationObj {
         let mut conn = ctx.conn().await?;
         let tree = lineage::ancestry(
             &mut conn,
-            self.0.clone(),
+            self.full_row(),
             ctx.auth.tenant_id,
             ctx.viewer(),
             max_depth,
@@ -172,7 +197,7 @@ impl GenerationObj {
         let mut conn = ctx.conn().await?;
         let tree = lineage::descendants(
             &mut conn,
-            self.0.clone(),
+            self.full_row(),
             ctx.auth.tenant_id,
             ctx.viewer(),
             max_depth,
@@ -186,7 +211,7 @@ impl GenerationObj {
         let tags = ctx
             .loaders
             .generation_tags
-            .try_load(self.0.id)
+            .try_load(self.row.id)
             .await
             .map_err(load_failed)??;
         Ok(tags.into_iter().map(TagObj).collect())

@@ -25,6 +25,6 @@ impl GeneratorInfoObj {
     }
     /// JSON Schema of the inputs (Pydantic conventions, contract §1.4).
     fn input_schema(&self) -> Json {
-        Json(self.0.input_schema.as_ref().clone())
+        Json(self.0.input_schema.clone())
     }
 }

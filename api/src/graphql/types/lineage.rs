@@ -47,7 +47,7 @@ impl ArtifactLineageObj {
         Ok(ctx
             .readable_board(g.board_id)
             .await?
-            .map(|_| GenerationObj(g)))
+            .map(|_| GenerationObj::new(g)))
     }
 }
 
@@ -56,7 +56,7 @@ pub struct AncestryNodeObj(pub TreeNode);
 #[graphql_object(name = "AncestryNode", context = Context, scalar = BoardsScalar)]
 impl AncestryNodeObj {
     fn generation(&self) -> GenerationObj {
-        GenerationObj(self.0.generation.clone())
+        GenerationObj::new(self.0.generation.clone())
     }
     fn depth(&self) -> i32 {
         self.0.depth
@@ -74,7 +74,7 @@ pub struct DescendantNodeObj(pub TreeNode);
 #[graphql_object(name = "DescendantNode", context = Context, scalar = BoardsScalar)]
 impl DescendantNodeObj {
     fn generation(&self) -> GenerationObj {
-        GenerationObj(self.0.generation.clone())
+        GenerationObj::new(self.0.generation.clone())
     }
     fn depth(&self) -> i32 {
         self.0.depth

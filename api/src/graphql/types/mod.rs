@@ -4,6 +4,7 @@
 pub mod board;
 pub mod enums;
 pub mod generation;
+pub mod generation_list;
 pub mod generator;
 pub mod inputs;
 pub mod lineage;
@@ -13,6 +14,7 @@ pub mod user;
 
 pub use board::BoardObj;
 pub use generation::GenerationObj;
+pub use generation_list::GenerationList;
 pub use member::BoardMemberObj;
 pub use tag::TagObj;
 pub use user::UserObj;

@@ -30,7 +30,7 @@ impl TagObj {
         self.0.description.as_deref()
     }
     fn metadata(&self) -> Json {
-        Json(self.0.metadata.clone())
+        Json::new(self.0.metadata.clone())
     }
     fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -1,0 +1,398 @@
+//! `boards-bench`: HTTP benchmarks of the release `boards-api` binary against real PostgreSQL.
+//!
+//! It creates a database of its own (cloned from the migrated template), starts the API as a
+//! child process, seeds the client's scenarios through GraphQL and SQL, and drives load from
+//! this process: a closed loop (max throughput with C connections) and an open loop at a fixed
+//! rate (latency measured from each request's scheduled start, so queueing is not hidden).
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+use boards_shared::{auth::JwtProvider, config::AuthConfig, testing::TestDb};
+use clap::Parser;
+use diesel_async::RunQueryDsl;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+const SECRET: &str = "bench-secret-0123456789-0123456789";
+
+#[derive(Parser, Clone)]
+#[command(about = "HTTP benchmarks of boards-api")]
+struct Args {
+    /// Path of the API binary (release build).
+    #[arg(long, default_value = "target/release/boards-api")]
+    api: String,
+    /// Seconds of each closed-loop run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent connections of the closed loop.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Requests per second of the open-loop run.
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    /// API worker threads (0 = one per CPU).
+    #[arg(long, default_value_t = 0)]
+    api_workers: usize,
+}
+
+struct Api {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_api(args: &Args, db: &TestDb) -> anyhow::Result<Api> {
+    let port = free_port()?;
+    let child = Command::new(&args.api)
+        .arg("serve")
+        .env("BOARDS_DATABASE_URL", db.url())
+        .env("BOARDS_API_PORT", port.to_string())
+        .env("BOARDS_API_WORKERS", args.api_workers.to_string())
+        .env("BOARDS_AUTH_PROVIDER", "jwt")
+        .env("BOARDS_JWT_SECRET", SECRET)
+        .env("BOARDS_LOG_LEVEL", "warning")
+        .env("BOARDS_LOG_FORMAT", "json")
+        .env("BOARDS_DATABASE_POOL_SIZE", "16")
+        .env("BOARDS_DATABASE_MAX_OVERFLOW", "16")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} (run `make release` first)", args.api))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            return Ok(Api { child, base });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the API did not start")
+}
+
+struct Seeded {
+    owner_token: String,
+    board_id: String,
+    lister_token: String,
+}
+
+fn token(signer: &JwtProvider, sub: &str) -> anyhow::Result<String> {
+    signer.sign(&json!({
+        "iss": "boards", "aud": "boards-api", "sub": sub,
+        "exp": chrono::Utc::now().timestamp() + 24 * 3600,
+        "email": format!("{sub}@bench.example"), "name": sub,
+    }))
+}
+
+async fn gql(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    vars: Value,
+) -> anyhow::Result<Value> {
+    let res: Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": vars}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if res.get("errors").is_some() {
+        bail!("GraphQL error: {res}");
+    }
+    Ok(res["data"].clone())
+}
+
+async fn seed(api: &Api, db: &TestDb) -> anyhow::Result<Seeded> {
+    let signer = JwtProvider::from_config(&AuthConfig {
+        provider: "jwt".into(),
+        config: json!({}),
+        jwt_secret: Some(boards_shared::config::Secret::new(SECRET)),
+        jwt_tenant_claim: None,
+        leeway_seconds: 60,
+    })?;
+    let client = reqwest::Client::new();
+    let base = api.base.as_str();
+    let owner = token(&signer, "owner")?;
+    let create = "mutation($i: CreateBoardInput!) { createBoard(input: $i) { id } }";
+    let add = "mutation($b: UUID!, $e: String!) { addBoardMember(boardId: $b, email: $e, role: EDITOR) { id } }";
+    let me = "{ me { id } }";
+    let owner_id = gql(&client, base, &owner, me, json!({})).await?["me"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let board = gql(&client, base, &owner, create, json!({"i": {"title": "Benchmark board", "description": "100 generations, 10 members", "settings": {"layout": "grid"}}})).await?;
+    let board_id = board["createBoard"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for i in 0..10 {
+        let member = token(&signer, &format!("member{i}"))?;
+        gql(&client, base, &member, me, json!({})).await?;
+        gql(
+            &client,
+            base,
+            &owner,
+            add,
+            json!({"b": board_id, "e": format!("member{i}@bench.example")}),
+        )
+        .await?;
+    }
+    let mut conn = db.connect().await?;
+    diesel::sql_query(format!(
+        "INSERT INTO boards.generations (tenant_id, board_id, user_id, generator_name, artifact_type, input_params,
+           status, progress, storage_url, output_metadata, completed_at)
+         SELECT b.tenant_id, b.id, '{owner_id}', 'local-image', 'image',
+           jsonb_build_object('prompt', 'benchmark image ' || n, 'width', 512, 'height', 512, 'style', 'gradient'),
+           'completed', 100, 'http://localhost:8088/api/storage/bench/' || n || '.png',
+           jsonb_build_object('format', 'png', 'width', 512, 'height', 512), now() - (n || ' seconds')::interval
+         FROM boards.boards b, generate_series(1, 100) n WHERE b.id = '{board_id}'"
+    ))
+    .execute(&mut conn)
+    .await?;
+
+    let lister = token(&signer, "lister")?;
+    for i in 0..50 {
+        gql(&client, base, &lister, create, json!({"i": {"title": format!("Board {i}"), "description": "bench", "settings": {"i": i}}})).await?;
+    }
+    Ok(Seeded {
+        owner_token: owner,
+        board_id,
+        lister_token: lister,
+    })
+}
+
+const USER_FRAGMENT: &str =
+    "fragment UserFragment on User { __typename id email displayName avatarUrl createdAt }";
+const BOARD_FRAGMENT: &str = "fragment BoardFragment on Board { __typename id tenantId ownerId title description isPublic settings metadata createdAt updatedAt generationCount }";
+const GENERATION_FRAGMENT: &str = "fragment GenerationFragment on Generation { __typename id boardId userId generatorName artifactType status progress storageUrl thumbnailUrl inputParams outputMetadata errorMessage createdAt updatedAt completedAt }";
+
+fn get_board() -> String {
+    format!("query GetBoard($id: UUID!, $limit: Int, $offset: Int) {{ board(id: $id) {{ ...BoardFragment owner {{ ...UserFragment }} members {{ __typename id boardId userId role invitedBy joinedAt user {{ ...UserFragment }} inviter {{ ...UserFragment }} }} generations(limit: $limit, offset: $offset) {{ ...GenerationFragment }} }} }} {BOARD_FRAGMENT} {USER_FRAGMENT} {GENERATION_FRAGMENT}")
+}
+
+fn get_boards() -> String {
+    format!("query GetBoards($limit: Int, $offset: Int) {{ myBoards(limit: $limit, offset: $offset) {{ ...BoardFragment owner {{ ...UserFragment }} }} }} {BOARD_FRAGMENT} {USER_FRAGMENT}")
+}
+
+#[derive(Clone)]
+struct Scenario {
+    name: &'static str,
+    url: String,
+    token: String,
+    body: Arc<Vec<u8>>,
+}
+
+impl Scenario {
+    async fn send(&self, client: &reqwest::Client) -> anyhow::Result<usize> {
+        let res = client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(self.body.as_ref().clone())
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("HTTP {}", res.status());
+        }
+        let bytes = res.bytes().await?;
+        if bytes.starts_with(b"{\"data\":null") || bytes.windows(9).any(|w| w == b"\"errors\":") {
+            bail!(
+                "GraphQL error: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            );
+        }
+        Ok(bytes.len())
+    }
+}
+
+struct Report {
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    bytes: usize,
+    hist: Histogram<u64>,
+}
+
+impl Report {
+    fn line(&self, name: &str, mode: &str) -> String {
+        let ms = |q: f64| self.hist.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "| {name} | {mode} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            self.hist.max() as f64 / 1000.0,
+            self.errors,
+            self.bytes,
+        )
+    }
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+/// C connections, each sending the next request as soon as the last one answered.
+async fn closed_loop(
+    s: &Scenario,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..connections {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()?;
+            let mut hist = histogram()?;
+            let (mut n, mut errors, mut bytes) = (0u64, 0u64, 0usize);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match s.send(&client).await {
+                    Ok(b) => {
+                        bytes = b;
+                        n += 1;
+                        hist.record(t.elapsed().as_micros() as u64)?;
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            anyhow::Ok((n, errors, bytes, hist))
+        }));
+    }
+    let mut report = Report {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        bytes: 0,
+        hist: histogram()?,
+    };
+    for t in tasks {
+        let (n, e, b, h) = t.await??;
+        report.requests += n;
+        report.errors += e;
+        report.bytes = report.bytes.max(b);
+        report.hist.add(h)?;
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Requests started on a fixed schedule; latency counts from the scheduled start.
+async fn open_loop(s: &Scenario, rate: u64, duration: Duration) -> anyhow::Result<Report> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let total = (rate as f64 * duration.as_secs_f64()) as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = started + interval * i as u32;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (s, client) = (s.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = s.send(&client).await;
+            (r, scheduled.elapsed())
+        }));
+    }
+    let mut report = Report {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        bytes: 0,
+        hist: histogram()?,
+    };
+    for t in tasks {
+        let (r, latency) = t.await?;
+        match r {
+            Ok(b) => {
+                report.requests += 1;
+                report.bytes = b;
+                report.hist.record(latency.as_micros() as u64)?;
+            }
+            Err(_) => report.errors += 1,
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let db = TestDb::new()
+        .await
+        .context("creating the benchmark database")?;
+    let api = start_api(&args, &db).await?;
+    let seeded = seed(&api, &db).await?;
+    let url = format!("{}/graphql", api.base);
+    let body = |query: String, vars: Value| {
+        Arc::new(
+            json!({"query": query, "variables": vars})
+                .to_string()
+                .into_bytes(),
+        )
+    };
+    let scenarios = [
+        Scenario {
+            name: "GetBoard (100 generations, 10 members)",
+            url: url.clone(),
+            token: seeded.owner_token.clone(),
+            body: body(
+                get_board(),
+                json!({"id": seeded.board_id, "limit": 100, "offset": 0}),
+            ),
+        },
+        Scenario {
+            name: "GetBoards (50 boards with owners)",
+            url,
+            token: seeded.lister_token.clone(),
+            body: body(get_boards(), json!({"limit": 50, "offset": 0})),
+        },
+    ];
+    let duration = Duration::from_secs(args.seconds);
+    println!(
+        "| scenario | mode | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | response bytes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for s in &scenarios {
+        // Warm-up: connections, prepared statements, caches.
+        closed_loop(s, args.connections, Duration::from_secs(2)).await?;
+        let r = closed_loop(s, args.connections, duration).await?;
+        println!(
+            "{}",
+            r.line(
+                s.name,
+                &format!("closed loop, {} connections", args.connections)
+            )
+        );
+        let r = open_loop(s, args.rate, duration).await?;
+        println!(
+            "{}",
+            r.line(s.name, &format!("open loop, {} req/s", args.rate))
+        );
+    }
+    Ok(())
+}
