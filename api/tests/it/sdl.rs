@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use graphql_parser::schema::{parse_schema, Definition, TypeDefinition};
 
-const REFERENCE: &str = include_str!("../../../../shared/spec/schema.reference.graphql");
+/// The original's schema as printed by Strawberry (copied from `shared/spec/` of the contract).
+const REFERENCE: &str = include_str!("../fixtures/schema.reference.graphql");
 
 fn repo_file(path: &str) -> String {
     std::fs::read_to_string(
