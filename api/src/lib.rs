@@ -6,6 +6,8 @@
 pub mod graphql;
 pub mod health;
 pub mod middleware;
+pub mod rest;
+pub mod sse;
 pub mod state;
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
@@ -30,6 +32,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// Stops the background tasks (relay, progress subscription) when the server stops.
+    background: tokio_util::sync::CancellationToken,
 }
 
 impl Application {
@@ -70,6 +74,34 @@ impl Application {
         let provider = build_provider(&config)?;
         let auth = Arc::new(AuthService::new(&config, provider, pool.clone()));
         let schema = Arc::new(graphql::build_schema(&config.graphql));
+        let metrics = Arc::new(boards_shared::metrics::Metrics::new());
+        let redis = boards_shared::progress::build_redis_pool(&config.redis)?;
+        let background = tokio_util::sync::CancellationToken::new();
+        // The relay gets a small pool of its own: it never competes with requests for
+        // connections, and request metrics stay about requests.
+        let relay_pool = db::build_pool(
+            &boards_shared::config::DatabaseConfig {
+                pool_size: 1,
+                max_overflow: 1,
+                ..config.database.clone()
+            },
+            Arc::new(DbMetrics::default()),
+        );
+        let (relay, relay_handle) =
+            boards_shared::relay::Relay::new(&config, relay_pool, metrics.clone(), logger.clone());
+        tokio::spawn(relay.run(background.clone()));
+        let sse = Arc::new(sse::SseHub::default());
+        tokio::spawn(sse.clone().run(
+            config.redis.url.expose().to_string(),
+            config.redis.channel_prefix.clone(),
+            logger.clone(),
+            background.clone(),
+        ));
+        let storage = Arc::new(boards_shared::storage::LocalStorage::new(
+            &config.storage.local_base_path,
+            &config.storage.local_public_url_base,
+            config.storage.max_file_size,
+        ));
         let state = web::Data::new(AppState {
             config: config.clone(),
             pool,
@@ -78,6 +110,11 @@ impl Application {
             generators,
             schema,
             logger: logger.clone(),
+            redis,
+            relay: relay_handle,
+            sse,
+            storage,
+            metrics,
         });
 
         let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
@@ -105,6 +142,7 @@ impl Application {
             port,
             server: server.run(),
             state,
+            background,
         })
     }
 
@@ -118,7 +156,9 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.background.cancel();
+        result
     }
 }
 
@@ -134,6 +174,13 @@ fn display_host(host: &str) -> &str {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
+        .route("/metrics", web::get().to(health::metrics))
+        .route(
+            "/api/sse/generations/{id}/progress",
+            web::get().to(rest::progress::stream),
+        )
+        .route("/api/storage/status", web::get().to(rest::storage::status))
+        .route("/api/storage/{key:.*}", web::get().to(rest::storage::serve))
         .service(
             web::resource("/graphql")
                 .route(web::post().to(graphql::transport::graphql_post))

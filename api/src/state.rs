@@ -6,6 +6,10 @@ use boards_shared::{
     auth::AuthService,
     db::{DbMetrics, PgPool},
     generators::Registry,
+    metrics::Metrics,
+    progress::RedisPool,
+    relay::RelayHandle,
+    storage::LocalStorage,
     Config,
 };
 use slog::Logger;
@@ -27,4 +31,14 @@ pub struct AppState {
     pub schema: Arc<Schema>,
     /// The root logger of the process.
     pub logger: Logger,
+    /// Redis (publishing cancel signals and events).
+    pub redis: RedisPool,
+    /// Wakes the outbox relay after a job is committed.
+    pub relay: RelayHandle,
+    /// The progress fan-out to SSE clients.
+    pub sse: Arc<crate::sse::SseHub>,
+    /// Stored artifacts (served at `/api/storage`).
+    pub storage: Arc<LocalStorage>,
+    /// Prometheus metrics of this process.
+    pub metrics: Arc<Metrics>,
 }

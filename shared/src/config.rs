@@ -50,8 +50,39 @@ pub struct Config {
     pub log: LogConfig,
     pub worker: WorkerConfig,
     pub generators: GeneratorsConfig,
+    pub storage: StorageConfig,
+    pub jobs: JobsConfig,
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the local provider.
+    pub local_base_path: String,
+    /// Public base of stored URLs (the API serves `/api/storage/{key}`).
+    pub local_public_url_base: String,
+    /// Largest artifact stored, in bytes.
+    pub max_file_size: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Deliveries of one job before it is dead-lettered (transient failures only).
+    pub max_attempts: u32,
+    /// Delay before retry n (the last value repeats), in milliseconds.
+    pub retry_delays_ms: Vec<u64>,
+    /// How long a claim lasts without a heartbeat before the reaper may take the job back.
+    pub lease_seconds: u64,
+    /// Time limit of one run of a generator, unless the generator sets its own.
+    pub timeout_seconds: u64,
+    /// Generator name → worker pool (generators not listed run in `default`).
+    pub pools: BTreeMap<String, String>,
+    /// Safety-net interval of the outbox relay (it is also woken after every commit).
+    pub relay_interval_ms: u64,
+    /// Minimum interval between progress writes to the database for one job.
+    pub progress_persist_interval_ms: u64,
+}
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratorsConfig {
@@ -88,12 +119,16 @@ pub struct DatabaseConfig {
 pub struct RedisConfig {
     pub url: Secret,
     pub pool_size: u32,
+    /// Prepended to every pub/sub channel (`{prefix}job:{id}:progress`); empty in production.
+    pub channel_prefix: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpConfig {
     pub url: Secret,
+    /// Prefix of exchange and queue names (`{prefix}.jobs`, `{prefix}.jobs.{pool}`…).
+    pub prefix: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -147,6 +182,10 @@ pub struct WorkerConfig {
     pub health_host: String,
     pub health_port: u16,
     pub concurrency: usize,
+    /// Pools whose queues this worker consumes.
+    pub pools: Vec<String>,
+    /// How long SIGTERM waits for running jobs before handing them back to the queue.
+    pub shutdown_grace_seconds: u64,
 }
 
 impl Default for Config {
@@ -171,9 +210,11 @@ impl Default for Config {
             redis: RedisConfig {
                 url: Secret::new("redis://127.0.0.1:6379"),
                 pool_size: 16,
+                channel_prefix: String::new(),
             },
             amqp: AmqpConfig {
                 url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+                prefix: "boards".into(),
             },
             auth: AuthConfig {
                 provider: "none".into(),
@@ -204,8 +245,24 @@ impl Default for Config {
                 health_host: "0.0.0.0".into(),
                 health_port: 8081,
                 concurrency: 8,
+                pools: vec!["default".into()],
+                shutdown_grace_seconds: 30,
             },
             generators: GeneratorsConfig::default(),
+            storage: StorageConfig {
+                local_base_path: "/tmp/boards/storage".into(),
+                local_public_url_base: "http://localhost:8088/api/storage".into(),
+                max_file_size: 100 * 1024 * 1024,
+            },
+            jobs: JobsConfig {
+                max_attempts: 3,
+                retry_delays_ms: vec![5_000, 15_000, 30_000],
+                lease_seconds: 60,
+                timeout_seconds: 600,
+                pools: BTreeMap::new(),
+                relay_interval_ms: 1_000,
+                progress_persist_interval_ms: 1_000,
+            },
         }
     }
 }
@@ -220,6 +277,8 @@ pub enum Kind {
     Json,
     /// A JSON array of strings, or a comma-separated list.
     List,
+    /// A JSON array of integers, or a comma-separated list.
+    IntList,
 }
 
 /// One configuration key: its environment name(s) and its place in [`Config`].
@@ -283,6 +342,11 @@ pub const ENV_KEYS: &[EnvKey] = &[
         secret: true,
     },
     key("BOARDS_REDIS_POOL_SIZE", "redis.pool_size", Kind::Int),
+    key(
+        "BOARDS_REDIS_CHANNEL_PREFIX",
+        "redis.channel_prefix",
+        Kind::Str,
+    ),
     EnvKey {
         env: "BOARDS_AMQP_URL",
         aliases: &["AMQP_URL"],
@@ -290,6 +354,7 @@ pub const ENV_KEYS: &[EnvKey] = &[
         kind: Kind::Str,
         secret: true,
     },
+    key("BOARDS_AMQP_PREFIX", "amqp.prefix", Kind::Str),
     key("BOARDS_AUTH_PROVIDER", "auth.provider", Kind::Str),
     EnvKey {
         env: "BOARDS_AUTH_CONFIG",
@@ -354,6 +419,46 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "BOARDS_GENERATORS_CONFIG_PATH",
         "generators.config_path",
         Kind::Str,
+    ),
+    key("BOARDS_WORKER_POOLS", "worker.pools", Kind::List),
+    key(
+        "BOARDS_WORKER_SHUTDOWN_GRACE_SECONDS",
+        "worker.shutdown_grace_seconds",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_STORAGE_LOCAL_BASE_PATH",
+        "storage.local_base_path",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_STORAGE_LOCAL_PUBLIC_URL_BASE",
+        "storage.local_public_url_base",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_STORAGE_MAX_FILE_SIZE",
+        "storage.max_file_size",
+        Kind::Int,
+    ),
+    key("BOARDS_JOB_MAX_ATTEMPTS", "jobs.max_attempts", Kind::Int),
+    key(
+        "BOARDS_JOB_RETRY_DELAYS_MS",
+        "jobs.retry_delays_ms",
+        Kind::IntList,
+    ),
+    key("BOARDS_JOB_LEASE_SECONDS", "jobs.lease_seconds", Kind::Int),
+    key("BOARDS_JOB_TIMEOUT", "jobs.timeout_seconds", Kind::Int),
+    key("BOARDS_JOB_POOLS", "jobs.pools", Kind::Json),
+    key(
+        "BOARDS_JOB_RELAY_INTERVAL_MS",
+        "jobs.relay_interval_ms",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_PROGRESS_PERSIST_INTERVAL_MS",
+        "jobs.progress_persist_interval_ms",
+        Kind::Int,
     ),
 ];
 
@@ -466,6 +571,31 @@ impl Config {
         }
         if self.worker.concurrency == 0 {
             return err("worker.concurrency", "must be at least 1");
+        }
+        if self.worker.pools.is_empty() {
+            return err("worker.pools", "must name at least one pool");
+        }
+        if self.jobs.max_attempts == 0 {
+            return err("jobs.max_attempts", "must be at least 1");
+        }
+        if self.jobs.retry_delays_ms.is_empty() {
+            return err("jobs.retry_delays_ms", "must have at least one delay");
+        }
+        if self.jobs.lease_seconds < 2 {
+            return err("jobs.lease_seconds", "must be at least 2");
+        }
+        let valid_name = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !valid_name(&self.amqp.prefix) {
+            return err("amqp.prefix", "use letters, digits, '-', '_' and '.' only");
+        }
+        for pool in self.worker.pools.iter().chain(self.jobs.pools.values()) {
+            if !valid_name(pool) {
+                return err("worker.pools", &format!("invalid pool name {pool:?}"));
+            }
         }
         if self.graphql.max_page_size < 1 {
             return err("graphql.max_page_size", "must be at least 1");
@@ -589,6 +719,21 @@ fn parse_env(kind: Kind, raw: &str) -> Result<Value, String> {
                 Err("expected a JSON object".to_string())
             }
         }
+        Kind::IntList => {
+            let items: Result<Vec<i64>, _> = if raw_trim.starts_with('[') {
+                serde_json::from_str(raw_trim).map_err(|e| e.to_string())
+            } else {
+                raw_trim
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<i64>().map_err(|e| e.to_string()))
+                    .collect()
+            };
+            items
+                .map(|v| json!(v))
+                .map_err(|e| format!("expected a list of integers: {e}"))
+        }
         Kind::List => {
             if raw_trim.starts_with('[') {
                 let v: Vec<String> = serde_json::from_str(raw_trim)
@@ -626,8 +771,10 @@ fn merge(base: &mut Value, overlay: Value) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {
-                    // `auth.config` is a value, not a section: replace it whole.
-                    Some(slot) if slot.is_object() && v.is_object() && k != "config" => {
+                    // `auth.config` and `jobs.pools` are values, not sections: replace them whole.
+                    Some(slot)
+                        if slot.is_object() && v.is_object() && k != "config" && k != "pools" =>
+                    {
                         merge(slot, v)
                     }
                     _ => {

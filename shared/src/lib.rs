@@ -9,6 +9,11 @@ pub mod error;
 pub mod generators;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
+pub mod progress;
+pub mod queue;
+pub mod relay;
+pub mod storage;
 #[cfg(feature = "test-helpers")]
 pub mod testing;
 

@@ -24,11 +24,12 @@ pub fn build(config: &LogConfig, service: &'static str) -> Logger {
                 "message" => slog::PushFnValue(|rec, ser| ser.emit(rec.msg())),
             ))
             .build()
-            .fuse();
+            // A closed stdout must not take the process down: drop the line instead.
+            .ignore_res();
         Box::new(drain)
     } else {
         let decorator = slog_term::TermDecorator::new().stderr().build();
-        Box::new(slog_term::FullFormat::new(decorator).build().fuse())
+        Box::new(slog_term::FullFormat::new(decorator).build().ignore_res())
     };
     let drain = slog_async::Async::new(drain.filter_level(level).fuse())
         .chan_size(8192)

@@ -1,50 +1,141 @@
-//! Boards worker daemon. This first version connects to its dependencies and waits for a
-//! shutdown signal; the job pipeline (RabbitMQ consumer, generators, storage, progress) is
-//! built on top of [`run`].
+//! Boards worker daemon: consumes its pools' job queues from RabbitMQ, runs generators, stores
+//! artifacts, publishes progress on Redis, and finalises rows with conditional updates.
+//! [`Worker::start`] is what `main` and the tests run.
 
-use std::time::Duration;
+pub mod background;
+pub mod consumer;
+pub mod env;
+pub mod health;
+pub mod job;
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::AtomicBool, Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use boards_shared::{
     config::redact_url,
     db::{self, DbMetrics},
+    generators::Registry,
+    metrics::Metrics,
+    progress,
+    queue::Topology,
+    storage::LocalStorage,
     Config,
 };
 use slog::{info, Logger};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-/// Connects to PostgreSQL and RabbitMQ, then waits until `shutdown` resolves.
-pub async fn run(
-    config: Config,
-    logger: Logger,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let pool = db::build_pool(&config.database, std::sync::Arc::new(DbMetrics::default()));
-    tokio::time::timeout(Duration::from_secs(30), db::ping(&pool))
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out"))
-        .and_then(|r| r)
-        .with_context(|| {
-            format!(
-                "PostgreSQL is unreachable at {}",
-                redact_url(config.database.url.expose())
-            )
-        })?;
-    let amqp = lapin::Connection::connect(
-        config.amqp.url.expose(),
-        lapin::ConnectionProperties::default().with_connection_name("boards-worker".into()),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "RabbitMQ is unreachable at {}",
-            redact_url(config.amqp.url.expose())
-        )
-    })?;
-    info!(logger, "worker started"; "concurrency" => config.worker.concurrency);
-    shutdown.await;
-    info!(logger, "shutting down");
-    amqp.close(200, "worker shutdown".into()).await.ok();
-    Ok(())
+pub use env::WorkerEnv;
+
+/// A running worker.
+pub struct Worker {
+    pub env: Arc<WorkerEnv>,
+    pub health_port: u16,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    health: actix_web::dev::ServerHandle,
+}
+
+impl Worker {
+    /// Connects to PostgreSQL (waiting up to 30 s), then starts consuming, listening for
+    /// cancellations, reaping and serving the health port.
+    pub async fn start(config: Config, logger: Logger, registry: Registry) -> anyhow::Result<Self> {
+        let pool = db::build_pool(&config.database, Arc::new(DbMetrics::default()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match db::ping(&pool).await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "PostgreSQL is unreachable at {}",
+                            redact_url(config.database.url.expose())
+                        )
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+        let redis = progress::build_redis_pool(&config.redis)?;
+        let storage = Arc::new(LocalStorage::new(
+            &config.storage.local_base_path,
+            &config.storage.local_public_url_base,
+            config.storage.max_file_size,
+        ));
+        let env = Arc::new(WorkerEnv {
+            topology: Topology {
+                prefix: config.amqp.prefix.clone(),
+                retry_delays_ms: config.jobs.retry_delays_ms.clone(),
+            },
+            worker_id: format!(
+                "{}-{}",
+                hostname(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            pool,
+            redis,
+            storage,
+            registry: Arc::new(registry),
+            metrics: Arc::new(Metrics::new()),
+            logger: logger.clone(),
+            running: Mutex::new(HashMap::new()),
+            amqp_connected: AtomicBool::new(false),
+            config,
+        });
+        let (server, health_port) = health::server(env.clone())?;
+        let health = server.handle();
+        let shutdown = CancellationToken::new();
+        let tasks = vec![
+            tokio::spawn(async move {
+                let _ = server.await;
+            }),
+            tokio::spawn(consumer::consume(env.clone(), shutdown.clone())),
+            tokio::spawn(background::cancellations(env.clone(), shutdown.clone())),
+            tokio::spawn(background::reaper(env.clone(), shutdown.clone())),
+        ];
+        info!(logger, "worker started"; "worker_id" => &env.worker_id, "concurrency" => env.config.worker.concurrency,
+            "pools" => env.config.worker.pools.join(","), "health_port" => health_port);
+        Ok(Self {
+            env,
+            health_port,
+            shutdown,
+            tasks,
+            health,
+        })
+    }
+
+    /// Stops consuming, lets running jobs finish within the grace period (handing back the
+    /// rest), and stops.
+    pub async fn stop(self) {
+        info!(self.env.logger, "shutting down");
+        self.shutdown.cancel();
+        let mut tasks = self.tasks;
+        // The health server task ends when its handle stops; the others on the token.
+        for t in tasks.drain(1..) {
+            let _ = t.await;
+        }
+        self.health.stop(true).await;
+        for t in tasks {
+            let _ = t.await;
+        }
+        info!(self.env.logger, "worker stopped");
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "worker".into())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -2,9 +2,12 @@
 
 use std::process::ExitCode;
 
-use boards_shared::{logging, Config};
+use boards_shared::{config, generators, logging, Config};
 use clap::Parser;
-use slog::error;
+use slog::{error, info, warn};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "boards-worker", version, about = "Boards generation worker")]
@@ -21,8 +24,34 @@ async fn main() -> ExitCode {
         }
     };
     let logger = logging::build(&config.log, "boards-worker");
-    match boards_worker::run(config, logger.clone(), boards_worker::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    for key in config::unknown_env_keys(&env) {
+        warn!(logger, "unknown configuration variable ignored"; "variable" => key);
+    }
+    info!(logger, "configuration"; "effective" => config.redacted().to_string());
+    let loaded = match generators::config::load(
+        config
+            .generators
+            .config_path
+            .as_deref()
+            .map(std::path::Path::new),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("boards-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &loaded.warnings {
+        warn!(logger, "generators config"; "warning" => w);
+    }
+    match boards_worker::Worker::start(config, logger.clone(), loaded.registry).await {
+        Ok(worker) => {
+            boards_worker::shutdown_signal().await;
+            worker.stop().await;
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             error!(logger, "fatal"; "error" => format!("{e:#}"));
             std::thread::sleep(std::time::Duration::from_millis(100));

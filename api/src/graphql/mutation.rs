@@ -126,6 +126,7 @@ impl Mutation {
             Some(ctx.request_id.clone()),
         )
         .await?;
+        ctx.state.relay.wake();
         Ok(GenerationObj::new(generation))
     }
 
@@ -134,13 +135,21 @@ impl Mutation {
         let actor = ctx.actor("cancel a generation")?;
         let mut conn = ctx.conn().await?;
         let generation = generation_ops::cancel_generation(&mut conn, &actor, id).await?;
+        drop(conn);
+        crate::rest::progress::announce_cancel(&ctx.state, &generation).await;
         Ok(GenerationObj::new(generation))
     }
 
     async fn delete_generation(ctx: &Context, id: Uuid) -> GqlResult<bool> {
         let actor = ctx.actor("delete a generation")?;
         let mut conn = ctx.conn().await?;
-        generation_ops::delete_generation(&mut conn, &actor, id).await?;
+        let deleted = generation_ops::delete_generation(&mut conn, &actor, id).await?;
+        if matches!(deleted.status.as_str(), "pending" | "processing") {
+            let channel =
+                boards_shared::progress::cancel_channel(&ctx.state.config.redis.channel_prefix);
+            let _ =
+                boards_shared::progress::publish(&ctx.state.redis, &channel, &id.to_string()).await;
+        }
         Ok(true)
     }
 
@@ -156,6 +165,7 @@ impl Mutation {
             Some(ctx.request_id.clone()),
         )
         .await?;
+        ctx.state.relay.wake();
         Ok(GenerationObj::new(generation))
     }
 
@@ -171,6 +181,7 @@ impl Mutation {
             Some(ctx.request_id.clone()),
         )
         .await?;
+        ctx.state.relay.wake();
         Ok(GenerationObj::new(generation))
     }
 

@@ -31,7 +31,7 @@ async fn board(app: &TestApp, user: &TestUser) -> String {
 
 #[tokio::test]
 async fn create_generation_queues_a_pending_job_in_the_same_transaction() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(crate::util::Options::default().no_broker()).await;
     let alice = app.user("alice").await;
     let b = board(&app, &alice).await;
     let g = create_text(&app, &alice, &b, "hello").await;
@@ -125,7 +125,7 @@ async fn creating_on_a_missing_board_is_not_found() {
 
 #[tokio::test]
 async fn regenerate_and_retry_copy_the_original_for_the_caller() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(crate::util::Options::default().no_broker()).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let b = board(&app, &alice).await;
@@ -432,7 +432,8 @@ async fn generators_are_listed_with_their_schemas() {
             "local-image",
             "local-image-filter",
             "local-audio",
-            "local-text"
+            "local-text",
+            "local-echo"
         ]
     );
     let images = app.ok(None, q, json!({"t": "image"})).await;

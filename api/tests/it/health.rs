@@ -10,12 +10,23 @@ async fn health_answers_without_touching_dependencies() {
 }
 
 #[tokio::test]
-async fn ready_reports_postgresql() {
+async fn ready_reports_every_dependency() {
     let app = TestApp::spawn().await;
-    let res = app.client.get(app.url("/ready")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
+    // The outbox relay connects to RabbitMQ in the background right after startup.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body: serde_json::Value = loop {
+        let res = app.client.get(app.url("/ready")).send().await.unwrap();
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap();
+        if status == 200 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(body["checks"]["postgresql"], "ok");
+    assert_eq!(body["checks"]["redis"], "ok");
+    assert_eq!(body["checks"]["rabbitmq"], "ok");
 }
 
 #[tokio::test]

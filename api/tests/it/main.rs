@@ -12,6 +12,7 @@ mod health;
 mod json_scalar;
 mod lineage;
 mod members;
+mod pipeline;
 mod queries;
 mod sdl;
 mod tags;

@@ -13,6 +13,10 @@ pub struct TestApp {
     pub db: TestDb,
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
+    /// The configuration the app runs with (workers in tests reuse it).
+    pub config: Config,
+    /// Kept so the directory lives as long as the app.
+    pub _storage_dir: tempfile::TempDir,
     signer: JwtProvider,
 }
 
@@ -27,6 +31,26 @@ impl Options {
     pub fn env(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.env.push((key, value.into()));
         self
+    }
+
+    /// A RabbitMQ URL nobody listens on: job messages stay in the outbox.
+    pub fn no_broker(self) -> Self {
+        self.env("BOARDS_AMQP_URL", "amqp://guest:guest@127.0.0.1:9/%2f")
+    }
+}
+
+/// Logs to the terminal when `BOARDS_TEST_LOG` is set (debugging), else nowhere.
+pub fn test_logger() -> slog::Logger {
+    if std::env::var("BOARDS_TEST_LOG").is_ok() {
+        boards_shared::logging::build(
+            &boards_shared::config::LogConfig {
+                level: "debug".into(),
+                format: "term".into(),
+            },
+            "test",
+        )
+    } else {
+        boards_shared::logging::discard()
     }
 }
 
@@ -45,9 +69,30 @@ impl TestApp {
 
     pub async fn spawn_with(options: Options) -> Self {
         let db = TestDb::new().await.expect("test database");
+        let storage_dir = tempfile::tempdir().expect("storage dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("BOARDS_DATABASE_URL".into(), db.url().to_string());
-        env.insert("BOARDS_API_PORT".into(), "0".into());
+        env.insert("BOARDS_API_PORT".into(), port.to_string());
+        env.insert("BOARDS_AMQP_PREFIX".into(), format!("test-{tag}"));
+        env.insert("BOARDS_REDIS_CHANNEL_PREFIX".into(), format!("test-{tag}:"));
+        env.insert(
+            "BOARDS_STORAGE_LOCAL_BASE_PATH".into(),
+            storage_dir.path().to_string_lossy().to_string(),
+        );
+        env.insert(
+            "BOARDS_STORAGE_LOCAL_PUBLIC_URL_BASE".into(),
+            format!("http://127.0.0.1:{port}/api/storage"),
+        );
+        env.insert("BOARDS_JOB_RETRY_DELAYS_MS".into(), "200,400".into());
+        env.insert("BOARDS_JOB_RELAY_INTERVAL_MS".into(), "200".into());
+        env.insert("BOARDS_PROGRESS_PERSIST_INTERVAL_MS".into(), "100".into());
+        env.insert("BOARDS_WORKER_HEALTH_PORT".into(), "0".into());
+        env.insert("BOARDS_WORKER_HEALTH_HOST".into(), "127.0.0.1".into());
         env.insert("BOARDS_API_WORKERS".into(), "1".into());
         env.insert("BOARDS_DATABASE_POOL_SIZE".into(), "4".into());
         env.insert("BOARDS_DATABASE_MAX_OVERFLOW".into(), "4".into());
@@ -59,7 +104,7 @@ impl TestApp {
             env.insert((*k).into(), v.clone());
         }
         let config = Config::load_from(&env).expect("test config");
-        let app = Application::build(config, boards_shared::logging::discard())
+        let app = Application::build(config.clone(), test_logger())
             .await
             .expect("application starts");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -78,6 +123,8 @@ impl TestApp {
             db,
             client: reqwest::Client::new(),
             state,
+            config,
+            _storage_dir: storage_dir,
             signer,
         }
     }
@@ -163,6 +210,55 @@ impl TestApp {
     /// SQL statements the app has run so far.
     pub fn queries(&self) -> u64 {
         self.state.db_metrics.queries()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Durable queues outlive the test: delete this test's topology.
+        let url = self.config.amqp.url.expose().to_string();
+        let prefix = self.config.amqp.prefix.clone();
+        let pools: Vec<String> = self
+            .config
+            .jobs
+            .pools
+            .values()
+            .cloned()
+            .chain(["default".to_string(), "gpu".to_string()])
+            .collect();
+        let retries = self.config.jobs.retry_delays_ms.len();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(conn) = boards_shared::queue::connect(&url, "test cleanup").await else {
+                    return;
+                };
+                let Ok(ch) = conn.create_channel().await else {
+                    return;
+                };
+                let t = boards_shared::queue::Topology {
+                    prefix,
+                    retry_delays_ms: vec![0; retries],
+                };
+                for pool in pools {
+                    let mut names = vec![t.work_queue(&pool), t.dead_queue(&pool)];
+                    names.extend((1..=retries).map(|n| t.retry_queue(&pool, n)));
+                    for q in names {
+                        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+                    }
+                }
+                let _ = ch
+                    .exchange_delete(t.exchange().as_str().into(), Default::default())
+                    .await;
+                let _ = conn.close(200, "done".into()).await;
+            });
+        })
+        .join();
     }
 }
 
@@ -267,5 +363,73 @@ pub mod fixtures {
         .await
         .unwrap();
         rows[0].n
+    }
+}
+
+/// A TCP proxy the test can switch off (refusing and cutting connections) and on again.
+pub mod proxy {
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+
+    use tokio::net::{TcpListener, TcpStream};
+
+    pub struct Proxy {
+        port: u16,
+        enabled: Arc<AtomicBool>,
+        generation: Arc<tokio::sync::watch::Sender<u64>>,
+    }
+
+    impl Proxy {
+        pub async fn start(target: &str) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let enabled = Arc::new(AtomicBool::new(true));
+            let (tx, rx) = tokio::sync::watch::channel(0u64);
+            let generation = Arc::new(tx);
+            let (target, on) = (target.to_string(), enabled.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut inbound, _)) = listener.accept().await else {
+                        return;
+                    };
+                    if !on.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let target = target.clone();
+                    let mut cut = rx.clone();
+                    // Only cuts after this connection started count.
+                    cut.borrow_and_update();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = cut.changed() => {}
+                        }
+                    });
+                }
+            });
+            Self {
+                port,
+                enabled,
+                generation,
+            }
+        }
+
+        pub fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// Off: new connections are refused and open ones are cut.
+        pub fn set_enabled(&self, on: bool) {
+            self.enabled.store(on, Ordering::SeqCst);
+            if !on {
+                self.generation.send_modify(|g| *g += 1);
+            }
+        }
     }
 }

@@ -48,7 +48,13 @@ struct CountQueries(Arc<DbMetrics>);
 
 impl diesel::connection::Instrumentation for CountQueries {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
-        if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+        if let diesel::connection::InstrumentationEvent::StartQuery { query, .. } = event {
+            if std::env::var("BOARDS_DEBUG_SQL").is_ok() {
+                eprintln!(
+                    "SQL {}",
+                    query.to_string().chars().take(120).collect::<String>()
+                );
+            }
             self.0.queries.fetch_add(1, Ordering::Relaxed);
         }
     }

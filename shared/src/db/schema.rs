@@ -96,6 +96,16 @@ pub mod boards {
     }
 
     diesel::table! {
+        boards.job_runs (generation_id) {
+            generation_id -> Uuid,
+            worker_id -> Text,
+            attempt -> Int4,
+            claimed_at -> Timestamptz,
+            lease_until -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         boards.lora_models (id) {
             id -> Uuid,
             tenant_id -> Uuid,
@@ -187,6 +197,7 @@ pub mod boards {
     diesel::joinable!(generations -> tenants (tenant_id));
     diesel::joinable!(generations -> users (user_id));
     diesel::joinable!(job_outbox -> generations (generation_id));
+    diesel::joinable!(job_runs -> generations (generation_id));
     diesel::joinable!(lora_models -> tenants (tenant_id));
     diesel::joinable!(lora_models -> users (user_id));
     diesel::joinable!(provider_configs -> tenants (tenant_id));
@@ -200,6 +211,7 @@ pub mod boards {
         generation_tags,
         generations,
         job_outbox,
+        job_runs,
         lora_models,
         provider_configs,
         tags,

@@ -179,14 +179,15 @@ pub async fn cancel_generation(
     }
 }
 
+/// Deletes a generation; returns the row as it was.
 pub async fn delete_generation(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     id: Uuid,
-) -> AppResult<()> {
-    managed(conn, actor, id, "delete").await?;
+) -> AppResult<Generation> {
+    let generation = managed(conn, actor, id, "delete").await?;
     if !generations::delete(conn, id).await? {
         return Err(AppError::not_found("Generation not found"));
     }
-    Ok(())
+    Ok(generation)
 }

@@ -39,6 +39,9 @@ struct Entry {
     options: Option<Value>,
     #[serde(default)]
     input_defaults: Option<Value>,
+    /// Time limit of one run of this generator, in seconds.
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
 }
 
 /// The outcome of loading: the registry plus warnings to log.
@@ -119,7 +122,9 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
                 "{place}: `input_defaults` is not supported and was ignored"
             ));
         }
-        entries.push(Registered::from_def(def, entry.name));
+        let mut registered = Registered::from_def(def, entry.name);
+        registered.timeout = entry.timeout_seconds.map(std::time::Duration::from_secs);
+        entries.push(registered);
     }
     let registry = Registry::from_entries(entries)?;
     Ok(Loaded { registry, warnings })

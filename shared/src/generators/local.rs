@@ -124,6 +124,23 @@ pub struct LocalImageFilterInput {
     pub scale: f64,
 }
 
+fn default_delay() -> u64 {
+    0
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "LocalEchoInput")]
+pub struct LocalEchoInput {
+    /// Text returned as the artifact.
+    #[schemars(length(min = 1, max = 10000))]
+    pub prompt: String,
+    /// Wait this long (reporting progress in ten steps) before answering.
+    #[serde(default = "default_delay")]
+    #[schemars(range(min = 0, max = 600000))]
+    pub delay_ms: u64,
+}
+
 /// The built-in generators, in their default listing order.
 pub fn builtin() -> Vec<GeneratorDef> {
     vec![
@@ -132,24 +149,35 @@ pub fn builtin() -> Vec<GeneratorDef> {
             description: "Draws a PNG image from the prompt and seed (offline, no API key).",
             artifact_type: ArtifactKind::Image,
             input_schema: input_schema::<LocalImageInput>,
+            exec: || std::sync::Arc::new(super::exec::LocalImage),
         },
         GeneratorDef {
             id: "local-image-filter",
             description: "Applies a filter (grayscale, invert, sepia, blur, pixelate) and a resize to another image generation (offline).",
             artifact_type: ArtifactKind::Image,
             input_schema: input_schema::<LocalImageFilterInput>,
+            exec: || std::sync::Arc::new(super::exec::LocalImageFilterExec),
         },
         GeneratorDef {
             id: "local-audio",
             description: "Synthesises a WAV melody from the prompt (offline, no API key).",
             artifact_type: ArtifactKind::Audio,
             input_schema: input_schema::<LocalAudioInput>,
+            exec: || std::sync::Arc::new(super::exec::LocalAudio),
         },
         GeneratorDef {
             id: "local-text",
             description: "Writes text that continues the prompt (offline, no API key).",
             artifact_type: ArtifactKind::Text,
             input_schema: input_schema::<LocalTextInput>,
+            exec: || std::sync::Arc::new(super::exec::LocalText),
+        },
+        GeneratorDef {
+            id: "local-echo",
+            description: "Returns the prompt as a text artifact after an optional delay (offline; for checks and benchmarks).",
+            artifact_type: ArtifactKind::Text,
+            input_schema: input_schema::<LocalEchoInput>,
+            exec: || std::sync::Arc::new(super::exec::LocalEcho),
         },
     ]
 }

@@ -3,7 +3,9 @@
 //! validation at creation) and the worker (execution).
 
 pub mod config;
+pub mod exec;
 pub mod local;
+pub mod run;
 pub mod schema;
 pub mod validate;
 
@@ -59,6 +61,17 @@ pub struct GeneratorDef {
     pub description: &'static str,
     pub artifact_type: ArtifactKind,
     pub input_schema: fn() -> Value,
+    pub exec: fn() -> Arc<dyn run::Execute>,
+}
+
+/// A generator's executable half, shared (`Debug` for the registry's sake).
+#[derive(Clone)]
+pub struct Exec(pub Arc<dyn run::Execute>);
+
+impl fmt::Debug for Exec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Exec")
+    }
 }
 
 /// A generator as registered: possibly renamed by configuration.
@@ -70,6 +83,9 @@ pub struct Registered {
     pub artifact_type: ArtifactKind,
     pub input_schema: Arc<Value>,
     pub slots: Vec<ArtifactSlot>,
+    pub exec: Exec,
+    /// Time limit of one run (from the generator or `generators.yaml`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Registered {
@@ -82,6 +98,28 @@ impl Registered {
             artifact_type: def.artifact_type,
             slots: validate::artifact_slots(&schema),
             input_schema: Arc::new(schema),
+            exec: Exec((def.exec)()),
+            timeout: None,
+        }
+    }
+
+    /// A generator defined outside the built-ins (tests, extensions).
+    pub fn custom(
+        name: &str,
+        description: &str,
+        artifact_type: ArtifactKind,
+        input_schema: Value,
+        exec: Arc<dyn run::Execute>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            id: "custom",
+            description: description.to_string(),
+            artifact_type,
+            slots: validate::artifact_slots(&input_schema),
+            input_schema: Arc::new(input_schema),
+            exec: Exec(exec),
+            timeout: None,
         }
     }
 
@@ -125,6 +163,19 @@ impl Registry {
             }
         }
         Ok(Self { entries, index })
+    }
+
+    /// Adds a generator after the others; fails on a duplicate name.
+    pub fn register(&mut self, entry: Registered) -> Result<(), String> {
+        if self.index.contains_key(&entry.name) {
+            return Err(format!(
+                "generator name `{}` is registered twice",
+                entry.name
+            ));
+        }
+        self.index.insert(entry.name.clone(), self.entries.len());
+        self.entries.push(entry);
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&Registered> {

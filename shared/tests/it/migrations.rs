@@ -45,6 +45,7 @@ async fn assert_original_shape(db: &TestDb) {
             "generation_tags",
             "generations",
             "job_outbox", // ours: the job outbox
+            "job_runs",   // ours: job claims and leases
             "lora_models",
             "provider_configs",
             "tags",

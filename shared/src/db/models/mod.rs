@@ -4,6 +4,7 @@
 pub mod board_members;
 pub mod boards;
 pub mod generations;
+pub mod job_runs;
 pub mod outbox;
 pub mod tags;
 pub mod tenants;

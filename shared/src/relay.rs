@@ -1,0 +1,250 @@
+//! The outbox relay: publishes `boards.job_outbox` rows to RabbitMQ with publisher confirms and
+//! deletes a row only after its confirm. Woken right after a job is committed and on an
+//! interval as a safety net. Rows are leased with `FOR UPDATE SKIP LOCKED`, so several API
+//! replicas never publish the same row twice in normal operation.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use diesel::{sql_types, QueryableByName};
+use diesel_async::RunQueryDsl;
+use lapin::{Channel, Connection};
+use slog::{info, warn, Logger};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Config,
+    db::PgPool,
+    jobs::JobMessage,
+    metrics::Metrics,
+    queue::{self, Topology},
+};
+
+/// How long a claimed row stays invisible to other relays while being published.
+const LEASE_SECONDS: i64 = 30;
+const BATCH: i64 = 200;
+
+/// Wakes the relay (after a commit that wrote outbox rows) and tells whether it is connected.
+#[derive(Clone, Default)]
+pub struct RelayHandle {
+    notify: Arc<Notify>,
+    connected: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RelayHandle {
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Whether the relay currently holds a RabbitMQ connection.
+    pub fn connected(&self) -> bool {
+        std::sync::atomic::AtomicBool::load(&self.connected, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_connected(&self, up: bool) {
+        self.connected
+            .store(up, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+pub struct Relay {
+    pool: PgPool,
+    amqp_url: String,
+    topology: Topology,
+    pools: BTreeMap<String, String>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    logger: Logger,
+    handle: RelayHandle,
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = sql_types::Jsonb)]
+    message: serde_json::Value,
+}
+
+/// The worker pool a generator's jobs go to.
+pub fn pool_of<'a>(pools: &'a BTreeMap<String, String>, generator: &str) -> &'a str {
+    pools.get(generator).map_or("default", String::as_str)
+}
+
+impl Relay {
+    pub fn new(
+        config: &Config,
+        pool: PgPool,
+        metrics: Arc<Metrics>,
+        logger: Logger,
+    ) -> (Self, RelayHandle) {
+        let handle = RelayHandle::default();
+        let relay = Self {
+            pool,
+            amqp_url: config.amqp.url.expose().to_string(),
+            topology: Topology {
+                prefix: config.amqp.prefix.clone(),
+                retry_delays_ms: config.jobs.retry_delays_ms.clone(),
+            },
+            pools: config.jobs.pools.clone(),
+            interval: Duration::from_millis(config.jobs.relay_interval_ms.max(10)),
+            metrics,
+            logger,
+            handle: handle.clone(),
+        };
+        (relay, handle)
+    }
+
+    /// Runs until `shutdown` is cancelled; reconnects to RabbitMQ with backoff.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(200);
+        let mut warned = false;
+        while !shutdown.is_cancelled() {
+            let connected = async {
+                let conn = queue::connect(&self.amqp_url, "boards-api outbox relay").await?;
+                let channel = queue::confirm_channel(&conn).await?;
+                let mut declared: Vec<String> = vec![];
+                for pool in self.pools.values().map(String::as_str).chain(["default"]) {
+                    if !declared.iter().any(|p| p == pool) {
+                        self.topology.declare(&channel, pool).await?;
+                        declared.push(pool.to_string());
+                    }
+                }
+                anyhow::Ok((conn, channel))
+            }
+            .await;
+            match connected {
+                Ok((conn, channel)) => {
+                    self.handle.set_connected(true);
+                    if warned {
+                        info!(self.logger, "outbox relay connected to RabbitMQ");
+                    }
+                    warned = false;
+                    backoff = Duration::from_millis(200);
+                    if let Err(e) = self.publish_loop(&conn, &channel, &shutdown).await {
+                        warn!(self.logger, "outbox relay lost RabbitMQ; jobs stay in the outbox"; "error" => format!("{e:#}"));
+                    }
+                    self.handle.set_connected(false);
+                    let _ = channel.close(200, "relay stopping".into()).await;
+                    let _ = conn.close(200, "relay stopping".into()).await;
+                }
+                Err(e) => {
+                    if !warned {
+                        warn!(self.logger, "outbox relay cannot reach RabbitMQ; jobs stay in the outbox until it is back";
+                            "error" => format!("{e:#}"));
+                        warned = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn publish_loop(
+        &self,
+        conn: &Connection,
+        channel: &Channel,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            if !conn.status().connected() {
+                anyhow::bail!("connection closed");
+            }
+            let published = self.publish_batch(channel).await?;
+            if published as i64 >= BATCH {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = self.handle.notify.notified() => {}
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+
+    /// Leases up to a batch of due rows, publishes them, deletes the confirmed ones.
+    async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<usize> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+        let rows: Vec<Claimed> = diesel::sql_query(
+            "UPDATE boards.job_outbox SET available_at = now() + make_interval(secs => $1),
+                    publish_attempts = publish_attempts + 1
+             WHERE id IN (SELECT id FROM boards.job_outbox WHERE available_at <= now()
+                          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id, message",
+        )
+        .bind::<sql_types::Double, _>(LEASE_SECONDS as f64)
+        .bind::<sql_types::BigInt, _>(BATCH)
+        .load(&mut conn)
+        .await?;
+        if rows.is_empty() {
+            let backlog = crate::db::models::outbox::count(&mut conn)
+                .await
+                .unwrap_or(0);
+            self.metrics.outbox_backlog.set(backlog);
+            return Ok(0);
+        }
+        let count = rows.len();
+        let mut done = vec![];
+        let mut failed: Vec<(i64, String)> = vec![];
+        let exchange = self.topology.exchange();
+        let confirms = futures::future::join_all(rows.into_iter().map(|row| {
+            let exchange = exchange.clone();
+            async move {
+                let started = Instant::now();
+                let result = match serde_json::from_value::<JobMessage>(row.message.clone()) {
+                    Ok(message) => {
+                        let pool = pool_of(&self.pools, &message.generator).to_string();
+                        queue::publish_confirmed(channel, &exchange, &pool, &message).await
+                    }
+                    Err(e) => Err(anyhow::anyhow!("malformed outbox message: {e}")),
+                };
+                (row.id, result, started.elapsed())
+            }
+        }))
+        .await;
+        for (id, result, elapsed) in confirms {
+            match result {
+                Ok(()) => {
+                    self.metrics.publish_latency.observe(elapsed.as_secs_f64());
+                    done.push(id);
+                }
+                Err(e) => failed.push((id, format!("{e:#}"))),
+            }
+        }
+        if !done.is_empty() {
+            diesel::sql_query("DELETE FROM boards.job_outbox WHERE id = ANY($1)")
+                .bind::<sql_types::Array<sql_types::BigInt>, _>(&done)
+                .execute(&mut conn)
+                .await?;
+        }
+        for (id, error) in &failed {
+            // Try again soon (the lease would otherwise hide the row for its full length).
+            diesel::sql_query(
+                "UPDATE boards.job_outbox SET available_at = now() + interval '1 second', last_error = $2 WHERE id = $1",
+            )
+            .bind::<sql_types::BigInt, _>(*id)
+            .bind::<sql_types::Text, _>(error)
+            .execute(&mut conn)
+            .await?;
+        }
+        if let Some((_, error)) = <[(i64, String)]>::first(&failed) {
+            anyhow::bail!(
+                "{} of {count} messages were not confirmed: {error}",
+                failed.len()
+            );
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,122 @@
+//! Local-filesystem storage: files under a root directory, written atomically (temp + rename).
+
+use std::path::{Path, PathBuf};
+
+use super::{validate_key, Storage, StorageError, StoredObject};
+
+pub struct LocalStorage {
+    root: PathBuf,
+    public_base: String,
+    max_size: u64,
+}
+
+impl LocalStorage {
+    pub fn new(root: impl Into<PathBuf>, public_base: &str, max_size: u64) -> Self {
+        Self {
+            root: root.into(),
+            public_base: public_base.trim_end_matches('/').to_string(),
+            max_size,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for LocalStorage {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<StoredObject, StorageError> {
+        let path = self.local_path(key)?;
+        let size = bytes.len() as u64;
+        if size > self.max_size {
+            return Err(StorageError::TooLarge {
+                size,
+                limit: self.max_size,
+            });
+        }
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&tmp, &bytes).await?;
+        if let Err(e) = tokio::fs::rename(&tmp, &path).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        Ok(StoredObject {
+            key: key.to_string(),
+            url: self.public_url(key),
+            size,
+            content_type: content_type.to_string(),
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let path = self.local_path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StorageError::NotFound(key.into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = self.local_path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn public_url(&self, key: &str) -> String {
+        format!("{}/{key}", self.public_base)
+    }
+
+    fn local_path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn objects_round_trip_and_traversal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path(), "http://h/api/storage/", 10);
+        let o = s
+            .put("t/b/g/original.txt", b"hello".to_vec(), "text/plain")
+            .await
+            .unwrap();
+        assert_eq!(o.url, "http://h/api/storage/t/b/g/original.txt");
+        assert_eq!(s.get("t/b/g/original.txt").await.unwrap(), b"hello");
+        assert!(matches!(
+            s.put("../x", vec![], "x").await,
+            Err(StorageError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            s.put("t/big", vec![0; 11], "x").await,
+            Err(StorageError::TooLarge { .. })
+        ));
+        s.delete("t/b/g/original.txt").await.unwrap();
+        assert!(matches!(
+            s.get("t/b/g/original.txt").await,
+            Err(StorageError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,73 @@
+//! Background duties of a worker: listening for cancellations and reaping jobs whose worker died.
+
+use std::{sync::Arc, time::Duration};
+
+use boards_shared::{db::models::job_runs, progress};
+use futures::StreamExt as _;
+use slog::{info, warn};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::env::WorkerEnv;
+
+/// Subscribes to the cancel channel (reconnecting with backoff) and cancels local runs.
+pub async fn cancellations(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
+    let channel = progress::cancel_channel(&env.config.redis.channel_prefix);
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        let session = async {
+            let client = redis::Client::open(env.config.redis.url.expose())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            let mut messages = pubsub.on_message();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return anyhow::Ok(()),
+                    m = messages.next() => {
+                        let Some(m) = m else { anyhow::bail!("subscription closed") };
+                        let payload: String = m.get_payload().unwrap_or_default();
+                        if let Ok(id) = Uuid::parse_str(payload.trim()) {
+                            if env.cancel(id) {
+                                info!(env.logger, "cancelling running job"; "generation_id" => %id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .await;
+        if let Err(e) = session {
+            warn!(env.logger, "cancel listener lost Redis; reconnecting"; "error" => format!("{e:#}"));
+            // Without the listener, cancelled jobs still stop at their next heartbeat.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        } else {
+            return;
+        }
+    }
+}
+
+/// Every few seconds: jobs whose lease ran out (their worker died) go back to the queue.
+pub async fn reaper(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
+    let every = Duration::from_secs((env.config.jobs.lease_seconds / 2).clamp(1, 30));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let Ok(mut conn) = env.pool.get().await else {
+            continue;
+        };
+        match job_runs::reap_expired(&mut conn, 1, 100).await {
+            Ok(ids) if !ids.is_empty() => {
+                warn!(env.logger, "returned jobs of dead workers to the queue"; "count" => ids.len(),
+                    "generation_ids" => ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(env.logger, "reaper query failed"; "error" => %e),
+        }
+    }
+}

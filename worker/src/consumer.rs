@@ -1,0 +1,238 @@
+//! The RabbitMQ side: connect (and reconnect with backoff), declare the topology, consume the
+//! pools' queues with manual ack and a bounded prefetch, run jobs concurrently, settle messages.
+
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use boards_shared::{
+    jobs::{JobMessage, JOB_MESSAGE_VERSION},
+    queue::{self, Topology},
+};
+use futures::StreamExt as _;
+use lapin::{
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    },
+    types::FieldTable,
+    Channel,
+};
+use slog::{info, warn};
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    env::WorkerEnv,
+    job::{self, Settle},
+};
+
+/// Consumes until `shutdown`; then stops consuming and drains running jobs.
+pub async fn consume(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    let mut jobs: JoinSet<()> = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(env.config.worker.concurrency));
+    while !shutdown.is_cancelled() {
+        match session(&env, &shutdown, &mut jobs, &slots).await {
+            Ok(()) => break,
+            Err(e) => {
+                env.amqp_connected.store(false, Ordering::Relaxed);
+                warn!(env.logger, "RabbitMQ session ended; reconnecting"; "error" => format!("{e:#}"),
+                    "retry_in_ms" => backoff.as_millis() as u64);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    env.amqp_connected.store(false, Ordering::Relaxed);
+    info!(env.logger, "draining running jobs"; "running" => jobs.len());
+    while jobs.join_next().await.is_some() {}
+}
+
+async fn session(
+    env: &Arc<WorkerEnv>,
+    shutdown: &CancellationToken,
+    jobs: &mut JoinSet<()>,
+    slots: &Arc<Semaphore>,
+) -> anyhow::Result<()> {
+    let conn = queue::connect(
+        env.config.amqp.url.expose(),
+        &format!("boards-worker {}", env.worker_id),
+    )
+    .await?;
+    let consume_channel = conn.create_channel().await?;
+    let publish_channel = Arc::new(queue::confirm_channel(&conn).await?);
+    let prefetch = u16::try_from(env.config.worker.concurrency).unwrap_or(u16::MAX);
+    consume_channel
+        .basic_qos(prefetch, BasicQosOptions { global: false })
+        .await?;
+    let mut streams = vec![];
+    for pool in &env.config.worker.pools {
+        env.topology.declare(&consume_channel, pool).await?;
+        let consumer = consume_channel
+            .basic_consume(
+                env.topology.work_queue(pool).into(),
+                format!("{}-{pool}", env.worker_id).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        streams.push(consumer);
+    }
+    env.amqp_connected.store(true, Ordering::Relaxed);
+    info!(env.logger, "consuming"; "pools" => env.config.worker.pools.join(","), "prefetch" => prefetch);
+    let mut deliveries = futures::stream::select_all(streams);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                for pool in &env.config.worker.pools {
+                    let _ = consume_channel
+                        .basic_cancel(format!("{}-{pool}", env.worker_id).into(), BasicCancelOptions::default())
+                        .await;
+                }
+                info!(env.logger, "stopped consuming");
+                // Jobs keep running (their grace period starts now); their acks still need
+                // this connection, so wait for them before it closes.
+                while jobs.join_next().await.is_some() {}
+                let _ = conn.close(200, "worker shutdown".into()).await;
+                return Ok(());
+            }
+            Some(_) = jobs.join_next(), if !jobs.is_empty() => {}
+            next = deliveries.next() => {
+                let delivery = match next {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => anyhow::bail!("consumer error: {e}"),
+                    None => anyhow::bail!("the broker closed the consumer"),
+                };
+                let permit = slots.clone().acquire_owned().await?;
+                let (env, shutdown, publish_channel) = (env.clone(), shutdown.clone(), publish_channel.clone());
+                jobs.spawn(async move {
+                    handle(env, delivery, shutdown, publish_channel).await;
+                    drop(permit);
+                });
+            }
+        }
+        if !conn.status().connected() {
+            anyhow::bail!("connection lost");
+        }
+    }
+}
+
+fn pool_of_delivery(delivery: &Delivery) -> String {
+    delivery.routing_key.as_str().to_string()
+}
+
+async fn handle(
+    env: Arc<WorkerEnv>,
+    delivery: Delivery,
+    shutdown: CancellationToken,
+    publish: Arc<Channel>,
+) {
+    let message: JobMessage = match serde_json::from_slice(&delivery.data) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(env.logger, "unreadable job message; dead-lettering"; "error" => %e);
+            let pool = pool_of_delivery(&delivery);
+            let raw = String::from_utf8_lossy(&delivery.data).to_string();
+            let dead = JobMessage {
+                v: JOB_MESSAGE_VERSION,
+                generation_id: uuid::Uuid::nil(),
+                generator: format!("unreadable: {raw:.200}"),
+                attempt: 0,
+                request_id: None,
+                enqueued_at: chrono::Utc::now(),
+            };
+            let _ = queue::publish_confirmed(&publish, "", &env.topology.dead_queue(&pool), &dead)
+                .await;
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+            return;
+        }
+    };
+    if message.v != JOB_MESSAGE_VERSION {
+        warn!(env.logger, "unknown job message version; dead-lettering"; "version" => message.v);
+        let _ = queue::publish_confirmed(
+            &publish,
+            "",
+            &env.topology.dead_queue(&pool_of_delivery(&delivery)),
+            &message,
+        )
+        .await;
+        let _ = delivery.ack(BasicAckOptions::default()).await;
+        return;
+    }
+    let pool = pool_of_delivery(&delivery);
+    let settle = job::run(env.clone(), message.clone(), shutdown).await;
+    let result = match settle {
+        Settle::Ack => delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(anyhow::Error::from),
+        Settle::Requeue => delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                multiple: false,
+            })
+            .await
+            .map_err(anyhow::Error::from),
+        Settle::Retry { attempt, .. } => {
+            let next = JobMessage {
+                attempt,
+                ..message.clone()
+            };
+            let queue_name = env.topology.retry_queue(
+                &pool,
+                (attempt as usize - 1).clamp(1, env.topology.retry_delays_ms.len()),
+            );
+            match queue::publish_confirmed(&publish, "", &queue_name, &next).await {
+                Ok(()) => delivery
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => {
+                    // Not confirmed: let the broker redeliver the original instead.
+                    let _ = delivery
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        })
+                        .await;
+                    Err(e)
+                }
+            }
+        }
+        Settle::Dead { .. } => {
+            match queue::publish_confirmed(&publish, "", &env.topology.dead_queue(&pool), &message)
+                .await
+            {
+                Ok(()) => delivery
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => {
+                    let _ = delivery.ack(BasicAckOptions::default()).await;
+                    Err(e)
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        warn!(env.logger, "settling a job message failed (it will be redelivered)";
+            "generation_id" => %message.generation_id, "error" => format!("{e:#}"));
+    }
+}
+
+/// Declares the topology of `pools` (used by tests and at startup).
+pub async fn declare(
+    channel: &Channel,
+    topology: &Topology,
+    pools: &[String],
+) -> anyhow::Result<()> {
+    for pool in pools {
+        topology.declare(channel, pool).await?;
+    }
+    Ok(())
+}

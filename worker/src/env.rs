@@ -1,0 +1,49 @@
+//! [`WorkerEnv`]: everything a job needs, built once per process.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use boards_shared::{
+    db::PgPool, generators::Registry, metrics::Metrics, progress::RedisPool, queue::Topology,
+    storage::Storage, Config,
+};
+use slog::Logger;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub struct WorkerEnv {
+    pub config: Config,
+    /// PostgreSQL (job rows, claims, lineage).
+    pub pool: PgPool,
+    /// Redis, for publishing progress.
+    pub redis: RedisPool,
+    /// Where artifacts go.
+    pub storage: Arc<dyn Storage>,
+    /// The generators this worker can run.
+    pub registry: Arc<Registry>,
+    pub topology: Topology,
+    pub metrics: Arc<Metrics>,
+    pub logger: Logger,
+    /// Unique per process: recorded on claims.
+    pub worker_id: String,
+    /// Cancellation tokens of the jobs running here, by generation id.
+    pub running: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Set while RabbitMQ is connected (readiness).
+    pub amqp_connected: std::sync::atomic::AtomicBool,
+}
+
+impl WorkerEnv {
+    /// Cancels the running job `id`, if it runs here.
+    pub fn cancel(&self, id: Uuid) -> bool {
+        let token = self.running.lock().ok().and_then(|m| m.get(&id).cloned());
+        match token {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}

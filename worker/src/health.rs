@@ -1,0 +1,73 @@
+//! The worker's HTTP port for Kubernetes probes and Prometheus: `/health`, `/ready`, `/metrics`.
+
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::json;
+
+use crate::env::WorkerEnv;
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "healthy", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn ready(env: web::Data<Arc<WorkerEnv>>) -> HttpResponse {
+    let db = tokio::time::timeout(Duration::from_secs(2), boards_shared::db::ping(&env.pool)).await;
+    let redis = tokio::time::timeout(
+        Duration::from_secs(2),
+        boards_shared::progress::ping(&env.redis),
+    )
+    .await;
+    let checks = [
+        ("postgresql", matches!(db, Ok(Ok(())))),
+        ("redis", matches!(redis, Ok(Ok(())))),
+        ("rabbitmq", env.amqp_connected.load(Ordering::Relaxed)),
+    ];
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(n, _)| *n)
+        .collect();
+    let body = json!({
+        "status": if failing.is_empty() { "ready" } else { "unavailable" },
+        "checks": checks.iter().map(|(n, ok)| (n.to_string(), json!(if *ok { "ok" } else { "unavailable" }))).collect::<serde_json::Map<_, _>>(),
+        "failing": failing,
+    });
+    if failing.is_empty() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(env: web::Data<Arc<WorkerEnv>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(env.metrics.render())
+}
+
+/// Binds the health port; returns the server (run it) and the bound port.
+pub fn server(env: Arc<WorkerEnv>) -> anyhow::Result<(actix_web::dev::Server, u16)> {
+    let listener = std::net::TcpListener::bind((
+        env.config.worker.health_host.as_str(),
+        env.config.worker.health_port,
+    ))?;
+    let port = listener.local_addr()?.port();
+    let data = web::Data::new(env);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/health", web::get().to(health))
+            .route("/", web::get().to(health))
+            .route("/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, port))
+}
