@@ -181,6 +181,44 @@ impl Drop for TestDb {
     }
 }
 
+/// Deletes a test's RabbitMQ topology (durable queues outlive the test otherwise).
+pub fn delete_topology(url: &str, prefix: &str, pools: &[&str], retries: usize) {
+    let (url, prefix) = (url.to_string(), prefix.to_string());
+    let pools: Vec<String> = pools.iter().map(|p| p.to_string()).collect();
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let Ok(conn) = crate::queue::connect(&url, "test cleanup").await else {
+                return;
+            };
+            let Ok(ch) = conn.create_channel().await else {
+                return;
+            };
+            let t = crate::queue::Topology {
+                prefix,
+                retry_delays_ms: vec![0; retries],
+            };
+            for pool in pools {
+                let mut names = vec![t.work_queue(&pool), t.dead_queue(&pool)];
+                names.extend((1..=retries).map(|n| t.retry_queue(&pool, n)));
+                for q in names {
+                    let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+                }
+            }
+            let _ = ch
+                .exchange_delete(t.exchange().as_str().into(), Default::default())
+                .await;
+            let _ = conn.close(200, "done".into()).await;
+        });
+    })
+    .join();
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

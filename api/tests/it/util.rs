@@ -215,50 +215,20 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // Durable queues outlive the test: delete this test's topology.
-        let url = self.config.amqp.url.expose().to_string();
-        let prefix = self.config.amqp.prefix.clone();
-        let pools: Vec<String> = self
+        let pools: Vec<&str> = self
             .config
             .jobs
             .pools
             .values()
-            .cloned()
-            .chain(["default".to_string(), "gpu".to_string()])
+            .map(String::as_str)
+            .chain(["default"])
             .collect();
-        let retries = self.config.jobs.retry_delays_ms.len();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(conn) = boards_shared::queue::connect(&url, "test cleanup").await else {
-                    return;
-                };
-                let Ok(ch) = conn.create_channel().await else {
-                    return;
-                };
-                let t = boards_shared::queue::Topology {
-                    prefix,
-                    retry_delays_ms: vec![0; retries],
-                };
-                for pool in pools {
-                    let mut names = vec![t.work_queue(&pool), t.dead_queue(&pool)];
-                    names.extend((1..=retries).map(|n| t.retry_queue(&pool, n)));
-                    for q in names {
-                        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-                    }
-                }
-                let _ = ch
-                    .exchange_delete(t.exchange().as_str().into(), Default::default())
-                    .await;
-                let _ = conn.close(200, "done".into()).await;
-            });
-        })
-        .join();
+        boards_shared::testing::delete_topology(
+            self.config.amqp.url.expose(),
+            &self.config.amqp.prefix,
+            &pools,
+            self.config.jobs.retry_delays_ms.len(),
+        );
     }
 }
 

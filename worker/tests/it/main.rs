@@ -1,6 +1,8 @@
 //! Worker process tests: the real binary, real services.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
+mod process;
+
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
