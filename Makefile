@@ -63,3 +63,4 @@ test: services-check lint schema-check
 bench: services-check release
 	cargo build --release -p boards-bench
 	./target/release/boards-bench --api target/release/boards-api
+	./target/release/boards-bench pipeline --worker target/release/boards-worker

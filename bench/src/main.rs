@@ -19,10 +19,28 @@ use diesel_async::RunQueryDsl;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-const SECRET: &str = "bench-secret-0123456789-0123456789";
+pub(crate) const SECRET: &str = "bench-secret-0123456789-0123456789";
+
+mod pipeline;
 
 #[derive(Parser, Clone)]
-#[command(about = "HTTP benchmarks of boards-api")]
+#[command(about = "Benchmarks of boards-api and boards-worker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Bench>,
+    #[command(flatten)]
+    args: Args,
+}
+
+#[derive(clap::Subcommand, Clone)]
+enum Bench {
+    /// GetBoard / GetBoards over HTTP (the default).
+    Http,
+    /// Job pipeline: throughput, end-to-end latency, progress latency, SSE fan-out.
+    Pipeline(pipeline::PipelineArgs),
+}
+
+#[derive(clap::Args, Clone)]
 struct Args {
     /// Path of the API binary (release build).
     #[arg(long, default_value = "target/release/boards-api")]
@@ -41,9 +59,9 @@ struct Args {
     api_workers: usize,
 }
 
-struct Api {
-    child: Child,
-    base: String,
+pub(crate) struct Api {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Api {
@@ -53,14 +71,19 @@ impl Drop for Api {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 async fn start_api(args: &Args, db: &TestDb) -> anyhow::Result<Api> {
+    start_api_with(args, db, &[]).await
+}
+
+pub(crate) async fn start_api_with(args: &Args, db: &TestDb, extra: &[(String, String)]) -> anyhow::Result<Api> {
     let port = free_port()?;
     let child = Command::new(&args.api)
         .arg("serve")
+        .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("BOARDS_DATABASE_URL", db.url())
         .env("BOARDS_API_PORT", port.to_string())
         .env("BOARDS_API_WORKERS", args.api_workers.to_string())
@@ -90,7 +113,7 @@ struct Seeded {
     lister_token: String,
 }
 
-fn token(signer: &JwtProvider, sub: &str) -> anyhow::Result<String> {
+pub(crate) fn token(signer: &JwtProvider, sub: &str) -> anyhow::Result<String> {
     signer.sign(&json!({
         "iss": "boards", "aud": "boards-api", "sub": sub,
         "exp": chrono::Utc::now().timestamp() + 24 * 3600,
@@ -246,7 +269,7 @@ impl Report {
     }
 }
 
-fn histogram() -> anyhow::Result<Histogram<u64>> {
+pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)
 }
 
@@ -341,7 +364,14 @@ async fn open_loop(s: &Scenario, rate: u64, duration: Duration) -> anyhow::Resul
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Bench::Pipeline(p)) => pipeline::run(&cli.args, &p).await,
+        Some(Bench::Http) | None => http(cli.args).await,
+    }
+}
+
+async fn http(args: Args) -> anyhow::Result<()> {
     let db = TestDb::new()
         .await
         .context("creating the benchmark database")?;
