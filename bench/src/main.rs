@@ -79,7 +79,11 @@ async fn start_api(args: &Args, db: &TestDb) -> anyhow::Result<Api> {
     start_api_with(args, db, &[]).await
 }
 
-pub(crate) async fn start_api_with(args: &Args, db: &TestDb, extra: &[(String, String)]) -> anyhow::Result<Api> {
+pub(crate) async fn start_api_with(
+    args: &Args,
+    db: &TestDb,
+    extra: &[(String, String)],
+) -> anyhow::Result<Api> {
     let port = free_port()?;
     let child = Command::new(&args.api)
         .arg("serve")

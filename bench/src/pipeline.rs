@@ -68,7 +68,9 @@ struct Seen {
 async fn listen(redis_url: &str, prefix: &str, seen: Arc<Mutex<Seen>>) -> anyhow::Result<()> {
     let client = redis::Client::open(redis_url)?;
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.psubscribe(boards_shared::progress::progress_pattern(prefix)).await?;
+    pubsub
+        .psubscribe(boards_shared::progress::progress_pattern(prefix))
+        .await?;
     tokio::spawn(async move {
         let mut messages = pubsub.into_on_message();
         while let Some(m) = messages.next().await {
@@ -86,7 +88,13 @@ async fn listen(redis_url: &str, prefix: &str, seen: Arc<Mutex<Seen>>) -> anyhow
 
 const CREATE: &str = "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }";
 
-async fn create(client: &reqwest::Client, base: &str, token: &str, board: &str, params: Value) -> anyhow::Result<String> {
+async fn create(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    board: &str,
+    params: Value,
+) -> anyhow::Result<String> {
     let d = gql(
         client,
         base,
@@ -95,7 +103,10 @@ async fn create(client: &reqwest::Client, base: &str, token: &str, board: &str, 
         json!({"i": {"boardId": board, "generatorName": "local-echo", "artifactType": "TEXT", "inputParams": params}}),
     )
     .await?;
-    Ok(d["createGeneration"]["id"].as_str().unwrap_or_default().to_string())
+    Ok(d["createGeneration"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }
 
 fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
@@ -124,8 +135,14 @@ async fn sse_client(
             }
             let now = chrono::Utc::now();
             let v: Value = serde_json::from_str(data).unwrap_or_default();
-            if let Some(ts) = v["timestamp"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
-                let delay = (now - ts.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+            if let Some(ts) = v["timestamp"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            {
+                let delay = (now - ts.with_timezone(&chrono::Utc))
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1000.0;
                 let status = v["status"].as_str().unwrap_or_default().to_string();
                 let _ = delays.send((status, delay));
             }
@@ -135,16 +152,25 @@ async fn sse_client(
 }
 
 pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
-    let db = TestDb::new().await.context("creating the benchmark database")?;
-    let storage = std::env::temp_dir().join(format!("boards-bench-{}", uuid::Uuid::new_v4().simple()));
+    let db = TestDb::new()
+        .await
+        .context("creating the benchmark database")?;
+    let storage =
+        std::env::temp_dir().join(format!("boards-bench-{}", uuid::Uuid::new_v4().simple()));
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let prefix = format!("bench-{tag}:");
     let env: Vec<(String, String)> = vec![
         ("BOARDS_AMQP_PREFIX".into(), format!("bench-{tag}")),
         ("BOARDS_REDIS_CHANNEL_PREFIX".into(), prefix.clone()),
-        ("BOARDS_STORAGE_LOCAL_BASE_PATH".into(), storage.to_string_lossy().to_string()),
+        (
+            "BOARDS_STORAGE_LOCAL_BASE_PATH".into(),
+            storage.to_string_lossy().to_string(),
+        ),
         ("BOARDS_JOB_RELAY_INTERVAL_MS".into(), "500".into()),
-        ("BOARDS_WORKER_CONCURRENCY".into(), p.worker_concurrency.to_string()),
+        (
+            "BOARDS_WORKER_CONCURRENCY".into(),
+            p.worker_concurrency.to_string(),
+        ),
         ("BOARDS_WORKER_HEALTH_PORT".into(), "0".into()),
         ("BOARDS_LOG_LEVEL".into(), "warning".into()),
         ("BOARDS_LOG_FORMAT".into(), "json".into()),
@@ -171,8 +197,14 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
     let owner = token(&signer, "pipeline")?;
     let client = reqwest::Client::new();
     let base = api.base.clone();
-    let board = gql(&client, &base, &owner, "mutation { createBoard(input: {title: \"bench\"}) { id } }", json!({}))
-        .await?["createBoard"]["id"]
+    let board = gql(
+        &client,
+        &base,
+        &owner,
+        "mutation { createBoard(input: {title: \"bench\"}) { id } }",
+        json!({}),
+    )
+    .await?["createBoard"]["id"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -181,8 +213,15 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
     // Warm-up: the worker connects and declares its queues.
     let warm = create(&client, &base, &owner, &board, json!({"prompt": "warm"})).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !seen.lock().map(|s| s.completed.contains_key(&warm)).unwrap_or(false) {
-        anyhow::ensure!(Instant::now() < deadline, "the warm-up job did not complete");
+    while !seen
+        .lock()
+        .map(|s| s.completed.contains_key(&warm))
+        .unwrap_or(false)
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the warm-up job did not complete"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -193,8 +232,18 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let ids: Vec<String> = futures::stream::iter(0..p.jobs)
         .map(|i| {
-            let (client, base, owner, board) = (client.clone(), base.clone(), owner.clone(), board.clone());
-            async move { create(&client, &base, &owner, &board, json!({"prompt": format!("job {i}")})).await }
+            let (client, base, owner, board) =
+                (client.clone(), base.clone(), owner.clone(), board.clone());
+            async move {
+                create(
+                    &client,
+                    &base,
+                    &owner,
+                    &board,
+                    json!({"prompt": format!("job {i}")}),
+                )
+                .await
+            }
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>()
@@ -204,14 +253,34 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
     let created = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let done = seen.lock().map(|s| ids.iter().filter(|id| s.completed.contains_key(*id)).count()).unwrap_or(0);
+        let done = seen
+            .lock()
+            .map(|s| {
+                ids.iter()
+                    .filter(|id| s.completed.contains_key(*id))
+                    .count()
+            })
+            .unwrap_or(0);
         if done == ids.len() {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "only {done} of {} jobs completed", ids.len());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {done} of {} jobs completed",
+            ids.len()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let last = seen.lock().map(|s| ids.iter().filter_map(|id| s.completed.get(id)).max().copied()).ok().flatten();
+    let last = seen
+        .lock()
+        .map(|s| {
+            ids.iter()
+                .filter_map(|id| s.completed.get(id))
+                .max()
+                .copied()
+        })
+        .ok()
+        .flatten();
     let total = last.map_or(started.elapsed(), |l| l - started);
     println!(
         "| throughput, {} local-echo jobs (createGeneration → COMPLETED) | {:.0} jobs/s (created in {:.2} s at {:.0}/s, all completed after {:.2} s) |",
@@ -229,10 +298,13 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
     let mut tasks = vec![];
     for i in 0..n {
         tokio::time::sleep_until((begin + interval * i as u32).into()).await;
-        let (client, base, owner, board) = (client.clone(), base.clone(), owner.clone(), board.clone());
+        let (client, base, owner, board) =
+            (client.clone(), base.clone(), owner.clone(), board.clone());
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
-            create(&client, &base, &owner, &board, json!({"prompt": "latency"})).await.map(|id| (id, sent))
+            create(&client, &base, &owner, &board, json!({"prompt": "latency"}))
+                .await
+                .map(|id| (id, sent))
         }));
     }
     let mut sent = vec![];
@@ -258,11 +330,28 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
     // 3. Progress latency: worker publish (event timestamp) → SSE client, 20 jobs × 10 events.
     let (delays_tx, mut delays_rx) = tokio::sync::mpsc::unbounded_channel();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel();
-    let port: u16 = base.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let port: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let mut progress_ids = vec![];
     for _ in 0..20 {
-        let id = create(&client, &base, &owner, &board, json!({"prompt": "progress", "delay_ms": 2000})).await?;
-        tokio::spawn(sse_client(port, format!("/api/sse/generations/{id}/progress"), owner.clone(), delays_tx.clone(), conn_tx.clone()));
+        let id = create(
+            &client,
+            &base,
+            &owner,
+            &board,
+            json!({"prompt": "progress", "delay_ms": 2000}),
+        )
+        .await?;
+        tokio::spawn(sse_client(
+            port,
+            format!("/api/sse/generations/{id}/progress"),
+            owner.clone(),
+            delays_tx.clone(),
+            conn_tx.clone(),
+        ));
         progress_ids.push(id);
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -280,11 +369,24 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
 
     // 4. SSE fan-out: many streams on one generation, then its progress events.
     let rss_before = rss_kib(api_pid);
-    let target = create(&client, &base, &owner, &board, json!({"prompt": "fan-out", "delay_ms": 20000})).await?;
+    let target = create(
+        &client,
+        &base,
+        &owner,
+        &board,
+        json!({"prompt": "fan-out", "delay_ms": 20000}),
+    )
+    .await?;
     let (fan_tx, mut fan_rx) = tokio::sync::mpsc::unbounded_channel();
     let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..p.streams {
-        tokio::spawn(sse_client(port, format!("/api/sse/generations/{target}/progress"), owner.clone(), fan_tx.clone(), open_tx.clone()));
+        tokio::spawn(sse_client(
+            port,
+            format!("/api/sse/generations/{target}/progress"),
+            owner.clone(),
+            fan_tx.clone(),
+            open_tx.clone(),
+        ));
         if i % 250 == 249 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -292,7 +394,12 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
     let mut open = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     while open < p.streams && Instant::now() < deadline {
-        if tokio::time::timeout(Duration::from_secs(1), open_rx.recv()).await.ok().flatten().is_some() {
+        if tokio::time::timeout(Duration::from_secs(1), open_rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
             open += 1;
         }
     }
@@ -319,6 +426,11 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
         fan.len(), ms(&fan, 0.5), ms(&fan, 0.99), fan.max() as f64 / 1000.0
     );
     let _ = std::fs::remove_dir_all(&storage);
-    boards_shared::testing::delete_topology("amqp://guest:guest@127.0.0.1:5672/%2f", &format!("bench-{tag}"), &["default"], 3);
+    boards_shared::testing::delete_topology(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        &format!("bench-{tag}"),
+        &["default"],
+        3,
+    );
     Ok(())
 }
