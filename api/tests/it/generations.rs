@@ -501,4 +501,22 @@ async fn generation_lists_answer_the_same_on_the_fast_and_the_async_path() {
     }
     assert_eq!(a, s);
     assert_eq!(a["board"]["generations"].as_array().unwrap().len(), 4);
+
+    // Plain columns only (with an alias and a repeated field) take the direct path.
+    let columns = fields.replace(" additionalFiles { url }", "");
+    let direct = format!("query($b: UUID!) {{ board(id: $b) {{ generations {{ ...F st: status id }} }} }} fragment F on Generation {{ {columns} }}");
+    let viaasync = format!("query($b: UUID!) {{ board(id: $b) {{ generations {{ ...F st: status id user {{ id }} }} }} }} fragment F on Generation {{ {columns} }}");
+    let d = app.ok(Some(&alice.token), &direct, json!({"b": b})).await;
+    let mut v = app.ok(Some(&alice.token), &viaasync, json!({"b": b})).await;
+    for g in v["board"]["generations"].as_array_mut().unwrap() {
+        g.as_object_mut().unwrap().remove("user");
+    }
+    assert_eq!(d, v);
+    let keys: Vec<&String> = d["board"]["generations"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(keys[0], "__typename");
+    assert_eq!(keys.last().unwrap().as_str(), "st");
 }

@@ -249,3 +249,36 @@ async fn the_owner_cannot_be_demoted_or_removed_through_a_stray_membership() {
         .await;
     assert_eq!(error_of(&res).0, "Cannot remove the board owner");
 }
+
+#[tokio::test]
+async fn users_answer_the_same_on_the_direct_and_the_juniper_path() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let board = create(&app, &alice.token, json!({"title": "B"})).await;
+    app.ok(
+        Some(&alice.token),
+        ADD,
+        json!({"b": board["id"], "e": bob.email, "r": "EDITOR"}),
+    )
+    .await;
+    let fields = "__typename id tenantId authProvider authSubject email displayName avatarUrl createdAt updatedAt";
+    let direct = format!("query($id: UUID!) {{ board(id: $id) {{ owner {{ ...U n: email }} members {{ user {{ ...U n: email }} inviter {{ ...U }} }} }} }} fragment U on User {{ {fields} }}");
+    let juniper = format!("query($id: UUID!) {{ board(id: $id) {{ owner {{ ...U n: email boards {{ id }} }} members {{ user {{ ...U n: email boards {{ id }} }} inviter {{ ...U boards {{ id }} }} }} }} }} fragment U on User {{ {fields} }}");
+    let d = app
+        .ok(Some(&alice.token), &direct, json!({"id": board["id"]}))
+        .await;
+    let mut j = app
+        .ok(Some(&alice.token), &juniper, json!({"id": board["id"]}))
+        .await;
+    j["board"]["owner"]
+        .as_object_mut()
+        .unwrap()
+        .remove("boards");
+    for m in j["board"]["members"].as_array_mut().unwrap() {
+        m["user"].as_object_mut().unwrap().remove("boards");
+        m["inviter"].as_object_mut().unwrap().remove("boards");
+    }
+    assert_eq!(d, j);
+    assert_eq!(d["board"]["owner"]["n"], alice.email.as_str());
+}

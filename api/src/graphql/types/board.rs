@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use juniper::graphql_object;
 use uuid::Uuid;
 
-use super::{BoardMemberObj, GenerationList, GenerationObj, UserObj};
+use super::{direct::Fast, BoardMemberObj, GenerationList, GenerationObj, UserObj};
 use crate::graphql::{
     context::{load_failed, Context},
     errors::GqlResult,
@@ -51,7 +51,7 @@ impl BoardObj {
         self.0.updated_at
     }
 
-    async fn owner(&self, ctx: &Context) -> GqlResult<UserObj> {
+    async fn owner(&self, ctx: &Context) -> GqlResult<Fast<UserObj>> {
         if !ctx.can_read(&self.0).await? {
             return Err(AppError::forbidden("Access denied to board owner information").into());
         }
@@ -61,7 +61,7 @@ impl BoardObj {
             .try_load(self.0.owner_id)
             .await
             .map_err(load_failed)??;
-        owner.map(UserObj).ok_or_else(|| {
+        owner.map(|u| Fast(UserObj(u))).ok_or_else(|| {
             AppError::internal(anyhow::anyhow!("board owner {} missing", self.0.owner_id)).into()
         })
     }

@@ -36,6 +36,14 @@ impl GenerationObj {
         }
     }
 
+    pub fn shared_input_params(&self) -> &Json {
+        &self.input_params
+    }
+
+    pub fn shared_output_metadata(&self) -> &Json {
+        &self.output_metadata
+    }
+
     /// The complete row again (for computations that need every column).
     pub fn full_row(&self) -> Generation {
         let mut row = self.row.clone();

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use juniper::graphql_object;
 use uuid::Uuid;
 
-use super::{enums::BoardRole, UserObj};
+use super::{direct::Fast, enums::BoardRole, UserObj};
 use crate::graphql::{
     context::{load_failed, Context},
     errors::GqlResult,
@@ -50,7 +50,7 @@ impl BoardMemberObj {
         self.0.joined_at
     }
 
-    async fn user(&self, ctx: &Context) -> GqlResult<UserObj> {
+    async fn user(&self, ctx: &Context) -> GqlResult<Fast<UserObj>> {
         self.check_read(ctx, "Access denied to board member information")
             .await?;
         let user = ctx
@@ -59,12 +59,12 @@ impl BoardMemberObj {
             .try_load(self.0.user_id)
             .await
             .map_err(load_failed)??;
-        user.map(UserObj)
+        user.map(|u| Fast(UserObj(u)))
             .ok_or_else(|| AppError::not_found("User not found").into())
     }
 
     /// Who added this member; null when unknown or since deleted.
-    async fn inviter(&self, ctx: &Context) -> GqlResult<Option<UserObj>> {
+    async fn inviter(&self, ctx: &Context) -> GqlResult<Option<Fast<UserObj>>> {
         let Some(inviter) = self.0.invited_by else {
             return Ok(None);
         };
@@ -76,6 +76,6 @@ impl BoardMemberObj {
             .try_load(inviter)
             .await
             .map_err(load_failed)??;
-        Ok(user.map(UserObj))
+        Ok(user.map(|u| Fast(UserObj(u))))
     }
 }

@@ -2,6 +2,7 @@
 //! through the request's loaders.
 
 pub mod board;
+pub mod direct;
 pub mod enums;
 pub mod generation;
 pub mod generation_list;

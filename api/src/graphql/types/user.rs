@@ -13,6 +13,29 @@ use crate::graphql::{context::Context, errors::GqlResult, scalars::BoardsScalar}
 
 pub struct UserObj(pub User);
 
+impl super::direct::DirectFields for UserObj {
+    const TYPE: &'static str = "User";
+
+    fn direct(&self, field: &str) -> Option<juniper::Value<BoardsScalar>> {
+        use juniper::Value;
+        let text = |s: &str| Value::scalar(s.to_string());
+        let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
+        let u = &self.0;
+        Some(match field {
+            "id" => Value::scalar(u.id.hyphenated().to_string()),
+            "tenantId" => Value::scalar(u.tenant_id.hyphenated().to_string()),
+            "authProvider" => text(&u.auth_provider),
+            "authSubject" => text(&u.auth_subject),
+            "email" => opt(&u.email),
+            "displayName" => opt(&u.display_name),
+            "avatarUrl" => opt(&u.avatar_url),
+            "createdAt" => Value::scalar(crate::graphql::scalars::isoformat(&u.created_at)),
+            "updatedAt" => Value::scalar(crate::graphql::scalars::isoformat(&u.updated_at)),
+            _ => return None,
+        })
+    }
+}
+
 #[graphql_object(name = "User", context = Context, scalar = BoardsScalar)]
 impl UserObj {
     fn id(&self) -> Uuid {
