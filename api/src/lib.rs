@@ -108,6 +108,7 @@ impl Application {
             db_metrics,
             auth,
             generators,
+            documents: graphql::cache::DocumentCache::new(16 * 1024 * 1024),
             schema,
             logger: logger.clone(),
             redis,

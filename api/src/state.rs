@@ -27,6 +27,8 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// The generators of this deployment (listing, validation at creation).
     pub generators: Arc<Registry>,
+    /// Validated GraphQL documents by query text.
+    pub documents: crate::graphql::cache::DocumentCache,
     /// The GraphQL schema, built once.
     pub schema: Arc<Schema>,
     /// The root logger of the process.

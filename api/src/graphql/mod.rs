@@ -1,5 +1,6 @@
 //! The GraphQL API: juniper schema, types, resolvers and the HTTP transport at `/graphql`.
 
+pub mod cache;
 pub mod context;
 pub mod errors;
 pub mod loaders;

@@ -2,7 +2,7 @@
 //! pre-pass for `JSON`, auth resolved once per request, and error responses with codes.
 
 use actix_web::{http::header, web, HttpMessage, HttpRequest, HttpResponse};
-use juniper::{ExecutionError, GraphQLError, OperationType, ValidatedOperation, Value as GqlValue};
+use juniper::{ExecutionError, GraphQLError, OperationType, Value as GqlValue};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use slog::{error, o, warn, Logger};
@@ -162,15 +162,15 @@ async fn execute(
         }
     };
 
-    let schema = &state.schema;
-    let operation = match ValidatedOperation::new(
+    let prepared = match state.documents.get(
+        &state.schema,
         &request.query,
         request.operation_name.as_deref(),
-        schema.as_ref(),
     ) {
-        Ok(op) => op,
+        Ok(p) => p,
         Err(e) => return json_response(request_error(&e)),
     };
+    let operation = prepared.operation.borrow_dependent();
     match operation.operation_type() {
         OperationType::Mutation if !allow_mutations => {
             return bad_request("mutations are not allowed when using GET")
@@ -183,12 +183,7 @@ async fn execute(
         }
         _ => {}
     }
-    let vars = variables::coerce(
-        &schema.schema,
-        &request.query,
-        request.operation_name.as_deref(),
-        request.variables,
-    );
+    let vars = variables::coerce(&state.schema.schema, &prepared.shapes, request.variables);
     let ctx = Context::new(state.clone(), auth, logger.clone(), request_id);
     match operation.execute(&vars, &ctx).await {
         Ok((data, errors)) => execution_response(data, &errors, &logger),

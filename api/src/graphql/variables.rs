@@ -14,38 +14,54 @@ use super::scalars::BoardsScalar;
 
 const JSON_SCALAR: &str = "JSON";
 
-/// Converts `variables` for the operation `operation_name` of `query`. If the document does
-/// not parse, values are converted without type guidance (execution reports the parse error).
-pub fn coerce(
+/// The declared type of each variable of one operation.
+pub type VariableShapes = Vec<(String, TypeShape)>;
+
+/// The variable types of the operation `operation_name` of `query` (empty if it does not
+/// parse: execution reports the parse error).
+pub fn shapes(
     schema: &SchemaType<BoardsScalar>,
     query: &str,
     operation_name: Option<&str>,
+) -> VariableShapes {
+    let Ok(document) = parse_document_source::<BoardsScalar>(query, schema) else {
+        return vec![];
+    };
+    let mut operations = document.iter().filter_map(|d| match d {
+        Definition::Operation(op) => Some(&op.item),
+        Definition::Fragment(_) => None,
+    });
+    let operation = match operation_name {
+        Some(name) => operations.find(|op| op.name.as_ref().map(|n| n.item) == Some(name)),
+        None => operations.next(),
+    };
+    operation
+        .and_then(|op| op.variables_definition.as_ref())
+        .map(|defs| {
+            defs.item
+                .iter()
+                .map(|(var, def)| {
+                    (
+                        var.item.to_string(),
+                        TypeShape::parse(&def.var_type.item.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Converts `variables` using the operation's variable types.
+pub fn coerce(
+    schema: &SchemaType<BoardsScalar>,
+    shapes: &VariableShapes,
     variables: Map<String, Value>,
 ) -> Variables<BoardsScalar> {
-    let document = parse_document_source::<BoardsScalar>(query, schema).ok();
-    let definitions = document.as_ref().and_then(|doc| {
-        let mut operations = doc.iter().filter_map(|d| match d {
-            Definition::Operation(op) => Some(&op.item),
-            Definition::Fragment(_) => None,
-        });
-        match operation_name {
-            Some(name) => operations.find(|op| op.name.as_ref().map(|n| n.item) == Some(name)),
-            None => operations.next(),
-        }
-        .and_then(|op| op.variables_definition.as_ref())
-    });
-
     variables
         .into_iter()
         .map(|(name, value)| {
-            let def = definitions.and_then(|defs| {
-                defs.item
-                    .iter()
-                    .find(|(var, _)| var.item == name)
-                    .map(|(_, def)| &def.var_type.item)
-            });
-            let converted = match def {
-                Some(t) => typed(schema, value, &TypeShape::parse(&t.to_string())),
+            let converted = match shapes.iter().find(|(n, _)| *n == name) {
+                Some((_, shape)) => typed(schema, value, shape),
                 None => untyped(value),
             };
             (name, converted)
@@ -56,7 +72,7 @@ pub fn coerce(
 /// A GraphQL type reference (`[Foo!]!`), parsed from its printed form because juniper keeps
 /// its type modifiers private.
 #[derive(Debug, PartialEq)]
-enum TypeShape {
+pub enum TypeShape {
     Named(String),
     NonNull(Box<TypeShape>),
     List(Box<TypeShape>),

@@ -259,3 +259,45 @@ async fn internal_details_never_reach_clients() {
         "{res}"
     );
 }
+
+#[tokio::test]
+async fn cached_documents_still_check_their_variables_every_time() {
+    let app = TestApp::spawn().await;
+    let q = "query($id: UUID!) { board(id: $id) { id } }";
+    for _ in 0..2 {
+        let ok = app.gql(None, q, json!({"id": uuid::Uuid::new_v4()})).await;
+        assert!(ok.get("errors").is_none(), "{ok}");
+        let bad = app.gql(None, q, json!({"id": "nope"})).await;
+        assert_eq!(error_of(&bad).1, "GRAPHQL_VALIDATION_FAILED", "{bad}");
+        let missing = app.gql(None, q, json!({})).await;
+        assert_eq!(
+            error_of(&missing).1,
+            "GRAPHQL_VALIDATION_FAILED",
+            "{missing}"
+        );
+    }
+    // The same text with another operation name is another document.
+    let two = "query A { publicBoards { id } } query B { me { id } }";
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({"query": two, "operationName": "B"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(res["data"].get("me").is_some(), "{res}");
+    let res = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({"query": two, "operationName": "A"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(res["data"].get("publicBoards").is_some(), "{res}");
+}
