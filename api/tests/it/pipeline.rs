@@ -786,3 +786,107 @@ async fn deleting_a_generation_also_stops_its_run() {
     }
     w.stop().await;
 }
+
+#[tokio::test]
+async fn without_redis_progress_streams_poll_and_graphql_keeps_working() {
+    let proxy = crate::util::proxy::Proxy::start("127.0.0.1:6379").await;
+    proxy.set_enabled(false);
+    let app = TestApp::spawn_with(Options::default().env(
+        "BOARDS_REDIS_URL",
+        format!("redis://127.0.0.1:{}", proxy.port()),
+    ))
+    .await;
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let id = generate(
+        &app,
+        &alice,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "x"}),
+    )
+    .await;
+    let finish = {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            fixtures::sql(app, &format!(
+                "UPDATE boards.generations SET status = 'completed', progress = 100 WHERE id = '{id}'"
+            ))
+            .await;
+        }
+    };
+    let ((events, _), ()) = tokio::join!(
+        sse(&app, &alice.token, &id, Duration::from_secs(10)),
+        finish
+    );
+    assert_eq!(events.first().unwrap()["status"], "pending");
+    assert_eq!(events.last().unwrap()["status"], "completed", "{events:?}");
+    let ready = app.client.get(app.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("redis"));
+}
+
+#[tokio::test]
+async fn a_worker_reconnects_after_losing_rabbitmq() {
+    let proxy = crate::util::proxy::Proxy::start("127.0.0.1:5672").await;
+    let app = TestApp::spawn().await;
+    let mut worker_config = app.config.clone();
+    worker_config.amqp.url = boards_shared::config::Secret::new(format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        proxy.port()
+    ));
+    let w = Worker::start(
+        worker_config,
+        crate::util::test_logger(),
+        Registry::builtin(),
+    )
+    .await
+    .unwrap();
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let first = generate(
+        &app,
+        &alice,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "before"}),
+    )
+    .await;
+    wait_for(
+        &app,
+        &alice,
+        &first,
+        &["completed"],
+        Duration::from_secs(20),
+    )
+    .await;
+    // Cut the worker's connection (and refuse new ones) for a moment.
+    proxy.set_enabled(false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = generate(
+        &app,
+        &alice,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "during"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(read(&app, &alice, &during).await["status"], "PENDING");
+    proxy.set_enabled(true);
+    let g = wait_for(
+        &app,
+        &alice,
+        &during,
+        &["completed"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(g["outputMetadata"]["content"], "during");
+    w.stop().await;
+}
