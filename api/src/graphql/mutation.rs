@@ -28,6 +28,21 @@ use super::{
 
 pub struct Mutation;
 
+async fn regenerate_as(ctx: &Context, id: Uuid, what: &str) -> GqlResult<GenerationObj> {
+    let actor = ctx.actor(what)?;
+    let mut conn = ctx.conn().await?;
+    let generation = generation_ops::regenerate(
+        &mut conn,
+        &actor,
+        &ctx.state.generators,
+        id,
+        Some(ctx.request_id.clone()),
+    )
+    .await?;
+    ctx.state.relay.wake();
+    Ok(GenerationObj::new(generation))
+}
+
 #[graphql_object(context = Context, scalar = BoardsScalar)]
 impl Mutation {
     async fn create_board(ctx: &Context, input: CreateBoardInput) -> GqlResult<BoardObj> {
@@ -155,34 +170,12 @@ impl Mutation {
 
     /// A new generation with the same generator and inputs.
     async fn regenerate(ctx: &Context, id: Uuid) -> GqlResult<GenerationObj> {
-        let actor = ctx.actor("regenerate")?;
-        let mut conn = ctx.conn().await?;
-        let generation = generation_ops::regenerate(
-            &mut conn,
-            &actor,
-            &ctx.state.generators,
-            id,
-            Some(ctx.request_id.clone()),
-        )
-        .await?;
-        ctx.state.relay.wake();
-        Ok(GenerationObj::new(generation))
+        regenerate_as(ctx, id, "regenerate").await
     }
 
     /// The Boards client's name for `regenerate`.
     async fn retry_generation(ctx: &Context, id: Uuid) -> GqlResult<GenerationObj> {
-        let actor = ctx.actor("retry a generation")?;
-        let mut conn = ctx.conn().await?;
-        let generation = generation_ops::regenerate(
-            &mut conn,
-            &actor,
-            &ctx.state.generators,
-            id,
-            Some(ctx.request_id.clone()),
-        )
-        .await?;
-        ctx.state.relay.wake();
-        Ok(GenerationObj::new(generation))
+        regenerate_as(ctx, id, "retry a generation").await
     }
 
     /// Imports an artifact from a URL (not available yet).

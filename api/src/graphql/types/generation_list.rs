@@ -18,6 +18,7 @@ use juniper::{
 };
 
 use super::{
+    direct::direct_fields,
     enums::{ArtifactType, GenerationStatus},
     GenerationObj,
 };
@@ -103,59 +104,6 @@ const DIRECT_FIELDS: &[&str] = &[
     "updatedAt",
 ];
 
-/// The flattened `(response key, field)` list of a plain-column selection, or `None` when the
-/// selection needs juniper (directives, arguments, sub-selections, other fields).
-fn direct_fields<'s>(
-    selection: &'s [Selection<'s, BoardsScalar>],
-    executor: &'s Executor<'_, '_, Context, BoardsScalar>,
-    out: &mut Vec<(&'s str, &'s str)>,
-    depth: usize,
-) -> Option<()> {
-    if depth > 8 {
-        return None;
-    }
-    for s in selection {
-        match s {
-            Selection::Field(f) => {
-                let f = &f.item;
-                if f.directives.is_some() || f.arguments.is_some() || f.selection_set.is_some() {
-                    return None;
-                }
-                let name = f.name.item;
-                if !DIRECT_FIELDS.contains(&name) {
-                    return None;
-                }
-                let key = f.alias.as_ref().map_or(name, |a| a.item);
-                if !out.iter().any(|(k, _)| *k == key) {
-                    out.push((key, name));
-                }
-            }
-            Selection::FragmentSpread(spread) => {
-                if spread.item.directives.is_some() {
-                    return None;
-                }
-                let frag = executor.fragment_by_name(spread.item.name.item)?;
-                if frag.type_condition.item != "Generation" || frag.directives.is_some() {
-                    return None;
-                }
-                direct_fields(&frag.selection_set, executor, out, depth + 1)?;
-            }
-            Selection::InlineFragment(inline) => {
-                let i = &inline.item;
-                if i.directives.is_some()
-                    || i.type_condition
-                        .as_ref()
-                        .is_some_and(|t| t.item != "Generation")
-                {
-                    return None;
-                }
-                direct_fields(&i.selection_set, executor, out, depth + 1)?;
-            }
-        }
-    }
-    Some(())
-}
-
 fn text(v: &str) -> Value<BoardsScalar> {
     Value::scalar(v.to_string())
 }
@@ -231,7 +179,15 @@ impl GenerationList {
         executor: &Executor<'_, '_, Context, BoardsScalar>,
     ) -> Option<Value<BoardsScalar>> {
         let mut fields = vec![];
-        direct_fields(selection, executor, &mut fields, 0)?;
+        let is_direct = |f: &str| DIRECT_FIELDS.contains(&f);
+        direct_fields(
+            "Generation",
+            &is_direct,
+            selection,
+            executor,
+            &mut fields,
+            0,
+        )?;
         let items = self
             .0
             .iter()
