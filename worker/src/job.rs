@@ -60,7 +60,12 @@ impl Reporter {
         Self {
             env,
             id,
-            state: Mutex::new((0.0, Instant::now() - persist_every)),
+            state: Mutex::new((
+                0.0,
+                Instant::now()
+                    .checked_sub(persist_every)
+                    .unwrap_or_else(Instant::now),
+            )),
             persist_every,
         }
     }

@@ -39,8 +39,19 @@ pub struct Prepared {
     pub shapes: VariableShapes,
 }
 
+/// Keyed by a hash of (query, operation name), so a lookup allocates nothing; a hit is
+/// confirmed against the stored text.
 pub struct DocumentCache {
-    cache: moka::sync::Cache<(String, Option<String>), Arc<Prepared>>,
+    cache: moka::sync::Cache<u64, Arc<Prepared>>,
+}
+
+fn key(query: &str, operation_name: Option<&str>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Keys only need to be stable within the process.
+    let mut h = std::hash::DefaultHasher::new();
+    query.hash(&mut h);
+    operation_name.hash(&mut h);
+    h.finish()
 }
 
 impl DocumentCache {
@@ -48,8 +59,8 @@ impl DocumentCache {
     pub fn new(max_bytes: u64) -> Self {
         Self {
             cache: moka::sync::Cache::builder()
-                .weigher(|k: &(String, Option<String>), _v: &Arc<Prepared>| {
-                    u32::try_from(k.0.len()).unwrap_or(u32::MAX)
+                .weigher(|_k: &u64, v: &Arc<Prepared>| {
+                    u32::try_from(v.operation.borrow_owner().query.len()).unwrap_or(u32::MAX)
                 })
                 .max_capacity(max_bytes)
                 .build(),
@@ -63,14 +74,17 @@ impl DocumentCache {
         query: &str,
         operation_name: Option<&str>,
     ) -> Result<Arc<Prepared>, GraphQLError> {
-        let key = (query.to_string(), operation_name.map(str::to_string));
+        let key = key(query, operation_name);
         if let Some(hit) = self.cache.get(&key) {
-            return Ok(hit);
+            let source = hit.operation.borrow_owner();
+            if source.query == query && source.operation_name.as_deref() == operation_name {
+                return Ok(hit);
+            }
         }
         let source = Source {
             schema: schema.clone(),
-            query: key.0.clone(),
-            operation_name: key.1.clone(),
+            query: query.to_string(),
+            operation_name: operation_name.map(str::to_string),
         };
         let operation = CachedOperation::try_new(source, |s| {
             ValidatedOperation::new(&s.query, s.operation_name.as_deref(), s.schema.as_ref())
