@@ -1,7 +1,5 @@
 //! Liveness (`/health`, no I/O) and readiness (`/ready`, checks dependencies).
 
-use std::time::Duration;
-
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
@@ -13,32 +11,12 @@ pub async fn health() -> HttpResponse {
 
 /// 200 when PostgreSQL, Redis and RabbitMQ answer; 503 naming each failing dependency.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let (db, redis) = tokio::join!(
-        tokio::time::timeout(Duration::from_secs(2), boards_shared::db::ping(&state.pool)),
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            boards_shared::progress::ping(&state.redis)
-        ),
-    );
-    let checks = [
-        ("postgresql", matches!(db, Ok(Ok(())))),
-        ("redis", matches!(redis, Ok(Ok(())))),
-        ("rabbitmq", state.relay.connected()),
-    ];
-    let failing: Vec<&str> = checks
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| *n)
-        .collect();
-    let ok = failing.is_empty();
-    let body = json!({
-        "status": if ok { "ready" } else { "unavailable" },
-        "checks": checks
-            .iter()
-            .map(|(n, ok)| (n.to_string(), json!(if *ok { "ok" } else { "unavailable" })))
-            .collect::<serde_json::Map<_, _>>(),
-        "failing": failing,
-    });
+    let (ok, body) = boards_shared::readiness::check(
+        &state.pool,
+        &state.redis,
+        state.relay.probe(boards_shared::readiness::PROBE_TIMEOUT),
+    )
+    .await;
     if ok {
         HttpResponse::Ok().json(body)
     } else {

@@ -76,6 +76,11 @@ impl Application {
         let schema = Arc::new(graphql::build_schema(&config.graphql));
         let metrics = Arc::new(boards_shared::metrics::Metrics::new());
         let redis = boards_shared::progress::build_redis_pool(&config.redis)?;
+        let publisher = boards_shared::progress::Publisher::start(
+            redis.clone(),
+            Duration::from_millis(config.redis.command_timeout_ms),
+            logger.clone(),
+        );
         let background = tokio_util::sync::CancellationToken::new();
         // The relay gets a small pool of its own: it never competes with requests for
         // connections, and request metrics stay about requests.
@@ -108,10 +113,15 @@ impl Application {
             db_metrics,
             auth,
             generators,
-            documents: graphql::cache::DocumentCache::new(16 * 1024 * 1024),
+            documents: graphql::cache::DocumentCache::new(
+                config.graphql.document_cache_bytes,
+                config.graphql.max_page_size.max(1) as u64,
+            ),
+            expensive: tokio::sync::Semaphore::new(config.graphql.max_concurrent_expensive),
             schema,
             logger: logger.clone(),
             redis,
+            publisher,
             relay: relay_handle,
             sse,
             storage,

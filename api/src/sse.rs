@@ -72,8 +72,15 @@ impl SseHub {
         while !shutdown.is_cancelled() {
             let session = async {
                 let client = redis::Client::open(redis_url.as_str())?;
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.psubscribe(&pattern).await?;
+                // A black-holed Redis must not hold the relay forever: try again later.
+                let connect = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.psubscribe(&pattern).await?;
+                    anyhow::Ok(pubsub)
+                };
+                let mut pubsub = tokio::time::timeout(Duration::from_secs(5), connect)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
                 self.redis_up.store(true, Ordering::Relaxed);
                 if warned {
                     info!(logger, "progress relay reconnected to Redis; streams are live again");

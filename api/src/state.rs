@@ -7,7 +7,7 @@ use boards_shared::{
     db::{DbMetrics, PgPool},
     generators::Registry,
     metrics::Metrics,
-    progress::RedisPool,
+    progress::{Publisher, RedisPool},
     relay::RelayHandle,
     storage::LocalStorage,
     Config,
@@ -29,12 +29,16 @@ pub struct AppState {
     pub generators: Arc<Registry>,
     /// Validated GraphQL documents by query text.
     pub documents: crate::graphql::cache::DocumentCache,
+    /// Permits for expensive queries running at once.
+    pub expensive: tokio::sync::Semaphore,
     /// The GraphQL schema, built once.
     pub schema: Arc<Schema>,
     /// The root logger of the process.
     pub logger: Logger,
-    /// Redis (publishing cancel signals and events).
+    /// Redis (readiness checks).
     pub redis: RedisPool,
+    /// Best-effort publishing of cancel signals and events (never waits on Redis).
+    pub publisher: Publisher,
     /// Wakes the outbox relay after a job is committed.
     pub relay: RelayHandle,
     /// The progress fan-out to SSE clients.

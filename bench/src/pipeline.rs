@@ -48,16 +48,7 @@ impl Drop for Worker {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
+use boards_shared::testing::rss_kib;
 
 /// What the Redis listener saw: when each job's `completed` event arrived.
 #[derive(Default)]
@@ -426,11 +417,7 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
         fan.len(), ms(&fan, 0.5), ms(&fan, 0.99), fan.max() as f64 / 1000.0
     );
     let _ = std::fs::remove_dir_all(&storage);
-    boards_shared::testing::delete_topology(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        &format!("bench-{tag}"),
-        &["default"],
-        3,
-    );
+    let config = boards_shared::Config::load_from(&env.iter().cloned().collect())?;
+    boards_shared::testing::delete_topology(&config, &["default"]);
     Ok(())
 }

@@ -119,8 +119,21 @@ pub struct DatabaseConfig {
 pub struct RedisConfig {
     pub url: Secret,
     pub pool_size: u32,
+    /// Longest wait for one Redis command (publishing is best-effort: slower means dropped).
+    pub command_timeout_ms: u64,
     /// Prepended to every pub/sub channel (`{prefix}job:{id}:progress`); empty in production.
     pub channel_prefix: String,
+}
+
+/// The RabbitMQ queue type of the job queues.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// Single-node classic queues (the default; right for one broker).
+    #[default]
+    Classic,
+    /// Replicated quorum queues, for clustered brokers.
+    Quorum,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -129,6 +142,14 @@ pub struct AmqpConfig {
     pub url: Secret,
     /// Prefix of exchange and queue names (`{prefix}.jobs`, `{prefix}.jobs.{pool}`…).
     pub prefix: String,
+    /// AMQP heartbeat asked of the broker (unless the URL sets `heartbeat=`): a stalled
+    /// process loses its connection, and its unacknowledged deliveries, after about twice this.
+    pub heartbeat_seconds: u16,
+    /// Longest wait for a publisher confirm; then the message is retried (outbox rows
+    /// stay until confirmed) over a fresh connection.
+    pub confirm_timeout_ms: u64,
+    /// `classic` (default) or `quorum` (clustered brokers) for the job queues.
+    pub queue_type: QueueType,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -165,6 +186,17 @@ pub struct GraphqlConfig {
     pub max_tokens: usize,
     /// Largest `limit` a list field accepts; larger values are clamped.
     pub max_page_size: i64,
+    /// Largest query cost (each field 1, list fields times their page; see
+    /// docs/ARCHITECTURE.md); costlier documents are refused before they run.
+    pub max_cost: u64,
+    /// Queries costing more than this are "expensive": only `max_concurrent_expensive` of
+    /// them run at once per process.
+    pub expensive_cost: u64,
+    pub max_concurrent_expensive: usize,
+    /// Largest response body; a larger answer is replaced by an error.
+    pub max_response_bytes: usize,
+    /// Estimated memory of the validated-document cache (an eighth is for anonymous callers).
+    pub document_cache_bytes: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -210,11 +242,15 @@ impl Default for Config {
             redis: RedisConfig {
                 url: Secret::new("redis://127.0.0.1:6379"),
                 pool_size: 16,
+                command_timeout_ms: 500,
                 channel_prefix: String::new(),
             },
             amqp: AmqpConfig {
                 url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
                 prefix: "boards".into(),
+                heartbeat_seconds: 10,
+                confirm_timeout_ms: 10_000,
+                queue_type: QueueType::Classic,
             },
             auth: AuthConfig {
                 provider: "none".into(),
@@ -236,6 +272,11 @@ impl Default for Config {
                 max_fields: 2_000,
                 max_tokens: 15_000,
                 max_page_size: 500,
+                max_cost: 25_000,
+                expensive_cost: 10_000,
+                max_concurrent_expensive: 1,
+                max_response_bytes: 16 * 1024 * 1024,
+                document_cache_bytes: 32 * 1024 * 1024,
             },
             log: LogConfig {
                 level: "info".into(),
@@ -343,6 +384,11 @@ pub const ENV_KEYS: &[EnvKey] = &[
     },
     key("BOARDS_REDIS_POOL_SIZE", "redis.pool_size", Kind::Int),
     key(
+        "BOARDS_REDIS_COMMAND_TIMEOUT_MS",
+        "redis.command_timeout_ms",
+        Kind::Int,
+    ),
+    key(
         "BOARDS_REDIS_CHANNEL_PREFIX",
         "redis.channel_prefix",
         Kind::Str,
@@ -355,6 +401,17 @@ pub const ENV_KEYS: &[EnvKey] = &[
         secret: true,
     },
     key("BOARDS_AMQP_PREFIX", "amqp.prefix", Kind::Str),
+    key(
+        "BOARDS_AMQP_HEARTBEAT_SECONDS",
+        "amqp.heartbeat_seconds",
+        Kind::Int,
+    ),
+    key("BOARDS_AMQP_QUEUE_TYPE", "amqp.queue_type", Kind::Str),
+    key(
+        "BOARDS_AMQP_CONFIRM_TIMEOUT_MS",
+        "amqp.confirm_timeout_ms",
+        Kind::Int,
+    ),
     key("BOARDS_AUTH_PROVIDER", "auth.provider", Kind::Str),
     EnvKey {
         env: "BOARDS_AUTH_CONFIG",
@@ -408,6 +465,27 @@ pub const ENV_KEYS: &[EnvKey] = &[
     key(
         "BOARDS_GRAPHQL_MAX_PAGE_SIZE",
         "graphql.max_page_size",
+        Kind::Int,
+    ),
+    key("BOARDS_GRAPHQL_MAX_COST", "graphql.max_cost", Kind::Int),
+    key(
+        "BOARDS_GRAPHQL_EXPENSIVE_COST",
+        "graphql.expensive_cost",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_GRAPHQL_MAX_CONCURRENT_EXPENSIVE",
+        "graphql.max_concurrent_expensive",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_GRAPHQL_MAX_RESPONSE_BYTES",
+        "graphql.max_response_bytes",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_GRAPHQL_DOCUMENT_CACHE_BYTES",
+        "graphql.document_cache_bytes",
         Kind::Int,
     ),
     key("BOARDS_LOG_LEVEL", "log.level", Kind::Str),
@@ -569,6 +647,12 @@ impl Config {
         if self.redis.pool_size == 0 {
             return err("redis.pool_size", "must be at least 1");
         }
+        if self.amqp.confirm_timeout_ms == 0 {
+            return err("amqp.confirm_timeout_ms", "must be at least 1");
+        }
+        if self.redis.command_timeout_ms == 0 {
+            return err("redis.command_timeout_ms", "must be at least 1");
+        }
         if self.worker.concurrency == 0 {
             return err("worker.concurrency", "must be at least 1");
         }
@@ -599,6 +683,15 @@ impl Config {
         }
         if self.graphql.max_page_size < 1 {
             return err("graphql.max_page_size", "must be at least 1");
+        }
+        if self.graphql.max_cost == 0 {
+            return err("graphql.max_cost", "must be at least 1");
+        }
+        if self.graphql.max_concurrent_expensive == 0 {
+            return err("graphql.max_concurrent_expensive", "must be at least 1");
+        }
+        if self.graphql.max_response_bytes < 1024 {
+            return err("graphql.max_response_bytes", "must be at least 1024");
         }
         if !matches!(
             self.log.level.as_str(),

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metrics;
 pub mod progress;
 pub mod queue;
+pub mod readiness;
 pub mod relay;
 pub mod storage;
 #[cfg(feature = "test-helpers")]

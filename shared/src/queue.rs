@@ -3,11 +3,20 @@
 //! | name | kind | purpose |
 //! |---|---|---|
 //! | `{p}.jobs` | direct exchange | job messages, routing key = pool |
-//! | `{p}.jobs.{pool}` | quorum-less durable queue | work queue of a pool |
-//! | `{p}.jobs.{pool}.retry.{n}` | durable queue, TTL | delay before retry n; dead-letters back to `{p}.jobs` |
+//! | `{p}.jobs.{pool}` | durable queue | work queue of a pool |
+//! | `{p}.jobs.{pool}.retry.{delay}` | durable queue, TTL | waits `{delay}` (`5s`, `1500ms`), then dead-letters back to `{p}.jobs` |
 //! | `{p}.jobs.{pool}.dead` | durable queue | jobs that exhausted their attempts |
+//!
+//! Retry queues are named by their delay, so changing `BOARDS_JOB_RETRY_DELAYS_MS` declares new
+//! queues instead of redeclaring old ones with other arguments (which RabbitMQ refuses with
+//! `PRECONDITION_FAILED`). A queue that already exists with other arguments (say, a classic
+//! queue after switching to quorum) is used as it is, with a warning: a configuration change
+//! never stops the pipeline. docs/operations.md says how to move messages on an upgrade.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use lapin::{
     options::{
@@ -20,22 +29,59 @@ use lapin::{
 
 use crate::jobs::JobMessage;
 
-/// The queue names of one deployment (prefix) and its retry delays.
+pub use crate::config::QueueType;
+
+/// The queue names of one deployment (prefix), its retry delays and its queue type.
 #[derive(Clone, Debug)]
 pub struct Topology {
     pub prefix: String,
     pub retry_delays_ms: Vec<u64>,
+    pub queue_type: QueueType,
+}
+
+/// `5000` → `5s`, `1500` → `1500ms`.
+fn delay_label(ms: u64) -> String {
+    if ms > 0 && ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// What happened when a queue was declared.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Declared {
+    /// Created, or already there with the same arguments.
+    AsConfigured(String),
+    /// Already there with other arguments; used as it is.
+    Existing { queue: String, reason: String },
 }
 
 impl Topology {
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            prefix: config.amqp.prefix.clone(),
+            retry_delays_ms: config.jobs.retry_delays_ms.clone(),
+            queue_type: config.amqp.queue_type,
+        }
+    }
+
     pub fn exchange(&self) -> String {
         format!("{}.jobs", self.prefix)
     }
     pub fn work_queue(&self, pool: &str) -> String {
         format!("{}.jobs.{pool}", self.prefix)
     }
+    /// The queue that delays retry `n` (1-based).
     pub fn retry_queue(&self, pool: &str, n: usize) -> String {
-        format!("{}.jobs.{pool}.retry.{n}", self.prefix)
+        self.delay_queue(pool, self.delay_ms(n))
+    }
+    fn delay_queue(&self, pool: &str, delay_ms: u64) -> String {
+        format!(
+            "{}.jobs.{pool}.retry.{}",
+            self.prefix,
+            delay_label(delay_ms)
+        )
     }
     pub fn dead_queue(&self, pool: &str) -> String {
         format!("{}.jobs.{pool}.dead", self.prefix)
@@ -48,8 +94,38 @@ impl Topology {
         self.retry_delays_ms.get(i).copied().unwrap_or(5_000)
     }
 
-    /// Declares the exchange and every queue of `pool` (idempotent).
-    pub async fn declare(&self, channel: &Channel, pool: &str) -> lapin::Result<()> {
+    /// Every queue of `pool`: work, one per distinct delay, dead.
+    pub fn queues(&self, pool: &str) -> Vec<String> {
+        let mut names = vec![self.work_queue(pool)];
+        for &delay in &self.retry_delays_ms {
+            let name = self.delay_queue(pool, delay);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names.push(self.dead_queue(pool));
+        names
+    }
+
+    fn arguments(&self, extra: &[(&str, AMQPValue)]) -> FieldTable {
+        let mut args = FieldTable::default();
+        if self.queue_type == QueueType::Quorum {
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        for (k, v) in extra {
+            args.insert((*k).into(), v.clone());
+        }
+        args
+    }
+
+    /// Declares the exchange and every queue of `pool` (idempotent). Each queue is declared
+    /// on a channel of its own, so a queue the broker refuses to redeclare (other arguments)
+    /// closes only that channel; it is then checked passively and used as it is.
+    pub async fn declare(&self, conn: &Connection, pool: &str) -> anyhow::Result<Vec<Declared>> {
+        let channel = conn.create_channel().await?;
         channel
             .exchange_declare(
                 self.exchange().into(),
@@ -61,51 +137,119 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        channel
-            .queue_declare(self.work_queue(pool).into(), durable, FieldTable::default())
-            .await?;
+        let mut results = vec![];
+        let work = self.work_queue(pool);
+        results.push(declare_queue(conn, &work, self.arguments(&[])).await?);
         channel
             .queue_bind(
-                self.work_queue(pool).into(),
+                work.as_str().into(),
                 self.exchange().into(),
                 pool.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
             .await?;
-        for n in 1..=self.retry_delays_ms.len() {
-            let mut args = FieldTable::default();
-            args.insert(
-                "x-message-ttl".into(),
-                AMQPValue::LongUInt(self.delay_ms(n) as u32),
-            );
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(self.exchange().into()),
-            );
-            args.insert(
-                "x-dead-letter-routing-key".into(),
-                AMQPValue::LongString(pool.into()),
-            );
-            channel
-                .queue_declare(self.retry_queue(pool, n).into(), durable, args)
-                .await?;
+        let mut seen = vec![];
+        for &delay in &self.retry_delays_ms {
+            if seen.contains(&delay) {
+                continue;
+            }
+            seen.push(delay);
+            let args = self.arguments(&[
+                (
+                    "x-message-ttl",
+                    AMQPValue::LongUInt(u32::try_from(delay).unwrap_or(u32::MAX)),
+                ),
+                (
+                    "x-dead-letter-exchange",
+                    AMQPValue::LongString(self.exchange().into()),
+                ),
+                (
+                    "x-dead-letter-routing-key",
+                    AMQPValue::LongString(pool.into()),
+                ),
+            ]);
+            results.push(declare_queue(conn, &self.delay_queue(pool, delay), args).await?);
         }
-        channel
-            .queue_declare(self.dead_queue(pool).into(), durable, FieldTable::default())
-            .await?;
-        Ok(())
+        results.push(declare_queue(conn, &self.dead_queue(pool), self.arguments(&[])).await?);
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(results)
     }
 }
 
-/// Opens a connection named for the management UI.
-pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 406)
+}
+
+/// Declares one durable queue; when it exists with other arguments, checks that it exists
+/// and reports it instead of failing.
+async fn declare_queue(
+    conn: &Connection,
+    name: &str,
+    args: FieldTable,
+) -> anyhow::Result<Declared> {
+    let channel = conn.create_channel().await?;
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    match channel.queue_declare(name.into(), durable, args).await {
+        Ok(_) => {
+            let _ = channel.close(200, "declared".into()).await;
+            Ok(Declared::AsConfigured(name.to_string()))
+        }
+        Err(e) if is_precondition_failed(&e) => {
+            // The broker closed that channel; look at the queue from a fresh one.
+            let check = conn.create_channel().await?;
+            check
+                .queue_declare(
+                    name.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            let _ = check.close(200, "checked".into()).await;
+            Ok(Declared::Existing {
+                queue: name.to_string(),
+                reason: e.to_string(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Logs the queues that exist with other arguments than configured (once per declaration).
+pub fn warn_existing(logger: &slog::Logger, declared: &[Declared]) {
+    for d in declared {
+        if let Declared::Existing { queue, reason } = d {
+            slog::warn!(logger, "queue exists with other arguments than configured; using it as it is (see docs/operations.md)";
+                "queue" => queue, "broker_said" => reason);
+        }
+    }
+}
+
+/// Opens a connection named for the management UI. `heartbeat_seconds` is asked of the broker
+/// unless the URL already sets `heartbeat=`: with a short heartbeat, the broker notices a
+/// stalled peer quickly and returns its unacknowledged deliveries to the queue.
+pub async fn connect(
+    url: &str,
+    name: &str,
+    heartbeat_seconds: Option<u16>,
+) -> lapin::Result<Connection> {
+    let mut uri: lapin::uri::AMQPUri = url.parse().map_err(|e: String| {
+        lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid AMQP URL: {e}"),
+        ))
+    })?;
+    if uri.query.heartbeat.is_none() {
+        uri.query.heartbeat = heartbeat_seconds;
+    }
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    tokio::time::timeout(Duration::from_secs(10), Connection::connect(url, props))
+    tokio::time::timeout(Duration::from_secs(10), Connection::connect_uri(uri, props))
         .await
         .unwrap_or_else(|_| {
             Err(lapin::Error::from(std::io::Error::new(
@@ -144,8 +288,80 @@ fn properties(message: &JobMessage) -> BasicProperties {
         .with_headers(headers)
 }
 
+/// A channel in confirm mode that waits at most `timeout` for each confirm: a broker that
+/// stops answering (black-holed, overloaded) turns into an error the caller can retry,
+/// never a publish that waits forever.
+pub struct ConfirmedPublisher {
+    channel: Channel,
+    timeout: Duration,
+}
+
+impl ConfirmedPublisher {
+    /// Opens a confirm-mode channel on `conn`.
+    pub async fn open(conn: &Connection, timeout: Duration) -> lapin::Result<Self> {
+        Ok(Self {
+            channel: confirm_channel(conn).await?,
+            timeout,
+        })
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Publishes `message` to `exchange`/`routing_key` and waits for the broker's confirm.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: &JobMessage,
+    ) -> anyhow::Result<()> {
+        match tokio::time::timeout(
+            self.timeout,
+            publish_confirmed(&self.channel, exchange, routing_key, message),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => anyhow::bail!(
+                "the broker did not confirm within {} ms",
+                self.timeout.as_millis()
+            ),
+        }
+    }
+}
+
+/// The broker connection a process currently holds, for readiness probes.
+#[derive(Clone, Default)]
+pub struct BrokerLink(Arc<Mutex<Option<Arc<Connection>>>>);
+
+impl BrokerLink {
+    pub fn set(&self, conn: Option<Arc<Connection>>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = conn;
+        }
+    }
+
+    /// Proves the broker answers: opens and closes a channel (two round trips) within
+    /// `within`. A connection that merely looks open (a black-holed broker) fails.
+    pub async fn probe(&self, within: Duration) -> bool {
+        let conn = self.0.lock().ok().and_then(|slot| slot.clone());
+        let Some(conn) = conn else {
+            return false;
+        };
+        if !conn.status().connected() {
+            return false;
+        }
+        let round_trip = async {
+            let channel = conn.create_channel().await?;
+            channel.close(200, "readiness probe".into()).await
+        };
+        matches!(tokio::time::timeout(within, round_trip).await, Ok(Ok(())))
+    }
+}
+
 /// Publishes `message` to `exchange`/`routing_key` and waits for the broker's confirm.
-pub async fn publish_confirmed(
+async fn publish_confirmed(
     channel: &Channel,
     exchange: &str,
     routing_key: &str,

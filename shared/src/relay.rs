@@ -11,7 +11,7 @@ use std::{
 
 use diesel::{sql_types, QueryableByName};
 use diesel_async::RunQueryDsl;
-use lapin::{Channel, Connection};
+use lapin::Connection;
 use slog::{info, warn, Logger};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -21,18 +21,18 @@ use crate::{
     db::PgPool,
     jobs::JobMessage,
     metrics::Metrics,
-    queue::{self, Topology},
+    queue::{self, BrokerLink, ConfirmedPublisher, Topology},
 };
 
 /// How long a claimed row stays invisible to other relays while being published.
 const LEASE_SECONDS: i64 = 30;
 const BATCH: i64 = 200;
 
-/// Wakes the relay (after a commit that wrote outbox rows) and tells whether it is connected.
+/// Wakes the relay (after a commit that wrote outbox rows) and proves its broker answers.
 #[derive(Clone, Default)]
 pub struct RelayHandle {
     notify: Arc<Notify>,
-    connected: Arc<std::sync::atomic::AtomicBool>,
+    link: BrokerLink,
 }
 
 impl RelayHandle {
@@ -40,20 +40,17 @@ impl RelayHandle {
         self.notify.notify_one();
     }
 
-    /// Whether the relay currently holds a RabbitMQ connection.
-    pub fn connected(&self) -> bool {
-        std::sync::atomic::AtomicBool::load(&self.connected, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn set_connected(&self, up: bool) {
-        self.connected
-            .store(up, std::sync::atomic::Ordering::Relaxed);
+    /// Whether the relay's broker answers a round trip within `within` (readiness).
+    pub async fn probe(&self, within: Duration) -> bool {
+        self.link.probe(within).await
     }
 }
 
 pub struct Relay {
     pool: PgPool,
     amqp_url: String,
+    heartbeat: u16,
+    confirm_timeout: Duration,
     topology: Topology,
     pools: BTreeMap<String, String>,
     interval: Duration,
@@ -86,10 +83,9 @@ impl Relay {
         let relay = Self {
             pool,
             amqp_url: config.amqp.url.expose().to_string(),
-            topology: Topology {
-                prefix: config.amqp.prefix.clone(),
-                retry_delays_ms: config.jobs.retry_delays_ms.clone(),
-            },
+            heartbeat: config.amqp.heartbeat_seconds,
+            confirm_timeout: Duration::from_millis(config.amqp.confirm_timeout_ms),
+            topology: Topology::new(config),
             pools: config.jobs.pools.clone(),
             interval: Duration::from_millis(config.jobs.relay_interval_ms.max(10)),
             metrics,
@@ -105,32 +101,51 @@ impl Relay {
         let mut warned = false;
         while !shutdown.is_cancelled() {
             let connected = async {
-                let conn = queue::connect(&self.amqp_url, "boards-api outbox relay").await?;
-                let channel = queue::confirm_channel(&conn).await?;
-                let mut declared: Vec<String> = vec![];
+                let conn = queue::connect(
+                    &self.amqp_url,
+                    "boards-api outbox relay",
+                    Some(self.heartbeat),
+                )
+                .await?;
+                let publisher = ConfirmedPublisher::open(&conn, self.confirm_timeout).await?;
+                let mut pools: Vec<&str> = vec![];
                 for pool in self.pools.values().map(String::as_str).chain(["default"]) {
-                    if !declared.iter().any(|p| p == pool) {
-                        self.topology.declare(&channel, pool).await?;
-                        declared.push(pool.to_string());
+                    if !pools.contains(&pool) {
+                        let declared = self.topology.declare(&conn, pool).await?;
+                        queue::warn_existing(&self.logger, &declared);
+                        pools.push(pool);
                     }
                 }
-                anyhow::Ok((conn, channel))
-            }
-            .await;
+                anyhow::Ok((Arc::new(conn), publisher))
+            };
+            // A broker that accepts the connection but stops answering must not hold the
+            // relay here forever.
+            let connected = match tokio::time::timeout(self.confirm_timeout * 3, connected).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!(
+                    "the broker did not answer while connecting"
+                )),
+            };
             match connected {
-                Ok((conn, channel)) => {
-                    self.handle.set_connected(true);
+                Ok((conn, publisher)) => {
+                    self.handle.link.set(Some(conn.clone()));
                     if warned {
                         info!(self.logger, "outbox relay connected to RabbitMQ");
                     }
                     warned = false;
                     backoff = Duration::from_millis(200);
-                    if let Err(e) = self.publish_loop(&conn, &channel, &shutdown).await {
+                    if let Err(e) = self.publish_loop(&conn, &publisher, &shutdown).await {
                         warn!(self.logger, "outbox relay lost RabbitMQ; jobs stay in the outbox"; "error" => format!("{e:#}"));
                     }
-                    self.handle.set_connected(false);
-                    let _ = channel.close(200, "relay stopping".into()).await;
-                    let _ = conn.close(200, "relay stopping".into()).await;
+                    self.handle.link.set(None);
+                    let close = async {
+                        let _ = publisher
+                            .channel()
+                            .close(200, "relay stopping".into())
+                            .await;
+                        let _ = conn.close(200, "relay stopping".into()).await;
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
                 }
                 Err(e) => {
                     if !warned {
@@ -151,14 +166,14 @@ impl Relay {
     async fn publish_loop(
         &self,
         conn: &Connection,
-        channel: &Channel,
+        publisher: &ConfirmedPublisher,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         loop {
             if !conn.status().connected() {
                 anyhow::bail!("connection closed");
             }
-            let published = self.publish_batch(channel).await?;
+            let published = self.publish_batch(publisher).await?;
             if published as i64 >= BATCH {
                 continue;
             }
@@ -171,7 +186,7 @@ impl Relay {
     }
 
     /// Leases up to a batch of due rows, publishes them, deletes the confirmed ones.
-    async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<usize> {
+    async fn publish_batch(&self, publisher: &ConfirmedPublisher) -> anyhow::Result<usize> {
         let mut conn = self
             .pool
             .get()
@@ -206,7 +221,7 @@ impl Relay {
                 let result = match serde_json::from_value::<JobMessage>(row.message.clone()) {
                     Ok(message) => {
                         let pool = pool_of(&self.pools, &message.generator).to_string();
-                        queue::publish_confirmed(channel, &exchange, &pool, &message).await
+                        publisher.publish(&exchange, &pool, &message).await
                     }
                     Err(e) => Err(anyhow::anyhow!("malformed outbox message: {e}")),
                 };

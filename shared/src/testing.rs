@@ -181,9 +181,24 @@ impl Drop for TestDb {
     }
 }
 
-/// Deletes a test's RabbitMQ topology (durable queues outlive the test otherwise).
-pub fn delete_topology(url: &str, prefix: &str, pools: &[&str], retries: usize) {
-    let (url, prefix) = (url.to_string(), prefix.to_string());
+/// Resident memory of process `pid`, in KiB (0 when unknown); Linux only.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Deletes a test's RabbitMQ topology (durable queues outlive the test otherwise): the
+/// queues of `pools` as `config` names them, and the exchange.
+pub fn delete_topology(config: &crate::Config, pools: &[&str]) {
+    let url = config.amqp.url.expose().to_string();
+    let topology = crate::queue::Topology::new(config);
     let pools: Vec<String> = pools.iter().map(|p| p.to_string()).collect();
     let _ = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
@@ -193,25 +208,19 @@ pub fn delete_topology(url: &str, prefix: &str, pools: &[&str], retries: usize) 
             return;
         };
         rt.block_on(async move {
-            let Ok(conn) = crate::queue::connect(&url, "test cleanup").await else {
+            let Ok(conn) = crate::queue::connect(&url, "test cleanup", None).await else {
                 return;
             };
             let Ok(ch) = conn.create_channel().await else {
                 return;
             };
-            let t = crate::queue::Topology {
-                prefix,
-                retry_delays_ms: vec![0; retries],
-            };
             for pool in pools {
-                let mut names = vec![t.work_queue(&pool), t.dead_queue(&pool)];
-                names.extend((1..=retries).map(|n| t.retry_queue(&pool, n)));
-                for q in names {
+                for q in topology.queues(&pool) {
                     let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
                 }
             }
             let _ = ch
-                .exchange_delete(t.exchange().as_str().into(), Default::default())
+                .exchange_delete(topology.exchange().as_str().into(), Default::default())
                 .await;
             let _ = conn.close(200, "done".into()).await;
         });

@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 use crate::env::WorkerEnv;
 
+/// Longest wait for a Redis connection or subscription before trying again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Subscribes to the cancel channel (reconnecting with backoff) and cancels local runs.
 pub async fn cancellations(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
     let channel = progress::cancel_channel(&env.config.redis.channel_prefix);
@@ -17,8 +20,13 @@ pub async fn cancellations(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         let session = async {
             let client = redis::Client::open(env.config.redis.url.expose())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
+            // A black-holed Redis must not hold the listener (or shutdown) forever.
+            let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+                .await
+                .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
+            tokio::time::timeout(CONNECT_TIMEOUT, pubsub.subscribe(&channel))
+                .await
+                .map_err(|_| anyhow::anyhow!("subscribing timed out"))??;
             let mut messages = pubsub.on_message();
             loop {
                 tokio::select! {
@@ -34,8 +42,11 @@ pub async fn cancellations(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
                     }
                 }
             }
-        }
-        .await;
+        };
+        let session = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session => r,
+        };
         if let Err(e) = session {
             warn!(env.logger, "cancel listener lost Redis; reconnecting"; "error" => format!("{e:#}"));
             // Without the listener, cancelled jobs still stop at their next heartbeat.

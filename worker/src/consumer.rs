@@ -1,14 +1,11 @@
 //! The RabbitMQ side: connect (and reconnect with backoff), declare the topology, consume the
 //! pools' queues with manual ack and a bounded prefetch, run jobs concurrently, settle messages.
 
-use std::{
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use boards_shared::{
     jobs::{JobMessage, JOB_MESSAGE_VERSION},
-    queue::{self, Topology},
+    queue,
 };
 use futures::StreamExt as _;
 use lapin::{
@@ -17,7 +14,6 @@ use lapin::{
         BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     },
     types::FieldTable,
-    Channel,
 };
 use slog::{info, warn};
 use tokio::{sync::Semaphore, task::JoinSet};
@@ -37,7 +33,7 @@ pub async fn consume(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
         match session(&env, &shutdown, &mut jobs, &slots).await {
             Ok(()) => break,
             Err(e) => {
-                env.amqp_connected.store(false, Ordering::Relaxed);
+                env.broker.set(None);
                 warn!(env.logger, "RabbitMQ session ended; reconnecting"; "error" => format!("{e:#}"),
                     "retry_in_ms" => backoff.as_millis() as u64);
                 tokio::select! {
@@ -48,7 +44,7 @@ pub async fn consume(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
             }
         }
     }
-    env.amqp_connected.store(false, Ordering::Relaxed);
+    env.broker.set(None);
     info!(env.logger, "draining running jobs"; "running" => jobs.len());
     while jobs.join_next().await.is_some() {}
 }
@@ -62,17 +58,26 @@ async fn session(
     let conn = queue::connect(
         env.config.amqp.url.expose(),
         &format!("boards-worker {}", env.worker_id),
+        Some(env.config.amqp.heartbeat_seconds),
     )
     .await?;
+    let conn = Arc::new(conn);
     let consume_channel = conn.create_channel().await?;
-    let publish_channel = Arc::new(queue::confirm_channel(&conn).await?);
+    let publish_channel = Arc::new(
+        queue::ConfirmedPublisher::open(
+            &conn,
+            Duration::from_millis(env.config.amqp.confirm_timeout_ms),
+        )
+        .await?,
+    );
     let prefetch = u16::try_from(env.config.worker.concurrency).unwrap_or(u16::MAX);
     consume_channel
         .basic_qos(prefetch, BasicQosOptions { global: false })
         .await?;
     let mut streams = vec![];
     for pool in &env.config.worker.pools {
-        env.topology.declare(&consume_channel, pool).await?;
+        let declared = env.topology.declare(&conn, pool).await?;
+        queue::warn_existing(&env.logger, &declared);
         let consumer = consume_channel
             .basic_consume(
                 env.topology.work_queue(pool).into(),
@@ -83,7 +88,7 @@ async fn session(
             .await?;
         streams.push(consumer);
     }
-    env.amqp_connected.store(true, Ordering::Relaxed);
+    env.broker.set(Some(conn.clone()));
     info!(env.logger, "consuming"; "pools" => env.config.worker.pools.join(","), "prefetch" => prefetch);
     let mut deliveries = futures::stream::select_all(streams);
     loop {
@@ -130,7 +135,7 @@ async fn handle(
     env: Arc<WorkerEnv>,
     delivery: Delivery,
     shutdown: CancellationToken,
-    publish: Arc<Channel>,
+    publish: Arc<queue::ConfirmedPublisher>,
 ) {
     let message: JobMessage = match serde_json::from_slice(&delivery.data) {
         Ok(m) => m,
@@ -146,7 +151,8 @@ async fn handle(
                 request_id: None,
                 enqueued_at: chrono::Utc::now(),
             };
-            let _ = queue::publish_confirmed(&publish, "", &env.topology.dead_queue(&pool), &dead)
+            let _ = publish
+                .publish("", &env.topology.dead_queue(&pool), &dead)
                 .await;
             let _ = delivery.ack(BasicAckOptions::default()).await;
             return;
@@ -154,13 +160,13 @@ async fn handle(
     };
     if message.v != JOB_MESSAGE_VERSION {
         warn!(env.logger, "unknown job message version; dead-lettering"; "version" => message.v);
-        let _ = queue::publish_confirmed(
-            &publish,
-            "",
-            &env.topology.dead_queue(&pool_of_delivery(&delivery)),
-            &message,
-        )
-        .await;
+        let _ = publish
+            .publish(
+                "",
+                &env.topology.dead_queue(&pool_of_delivery(&delivery)),
+                &message,
+            )
+            .await;
         let _ = delivery.ack(BasicAckOptions::default()).await;
         return;
     }
@@ -183,11 +189,11 @@ async fn handle(
                 attempt,
                 ..message.clone()
             };
-            let queue_name = env.topology.retry_queue(
-                &pool,
-                (attempt as usize - 1).clamp(1, env.topology.retry_delays_ms.len()),
-            );
-            match queue::publish_confirmed(&publish, "", &queue_name, &next).await {
+            // `attempt` is the next delivery's number: the delay of retry `attempt - 1`.
+            let queue_name = env
+                .topology
+                .retry_queue(&pool, (attempt as usize).saturating_sub(1));
+            match publish.publish("", &queue_name, &next).await {
                 Ok(()) => delivery
                     .ack(BasicAckOptions::default())
                     .await
@@ -205,7 +211,8 @@ async fn handle(
             }
         }
         Settle::Dead { .. } => {
-            match queue::publish_confirmed(&publish, "", &env.topology.dead_queue(&pool), &message)
+            match publish
+                .publish("", &env.topology.dead_queue(&pool), &message)
                 .await
             {
                 Ok(()) => delivery
@@ -223,16 +230,4 @@ async fn handle(
         warn!(env.logger, "settling a job message failed (it will be redelivered)";
             "generation_id" => %message.generation_id, "error" => format!("{e:#}"));
     }
-}
-
-/// Declares the topology of `pools` (used by tests and at startup).
-pub async fn declare(
-    channel: &Channel,
-    topology: &Topology,
-    pools: &[String],
-) -> anyhow::Result<()> {
-    for pool in pools {
-        topology.declare(channel, pool).await?;
-    }
-    Ok(())
 }

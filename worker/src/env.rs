@@ -6,8 +6,13 @@ use std::{
 };
 
 use boards_shared::{
-    db::PgPool, generators::Registry, metrics::Metrics, progress::RedisPool, queue::Topology,
-    storage::Storage, Config,
+    db::PgPool,
+    generators::Registry,
+    metrics::Metrics,
+    progress::{Publisher, RedisPool},
+    queue::{BrokerLink, Topology},
+    storage::Storage,
+    Config,
 };
 use slog::Logger;
 use tokio_util::sync::CancellationToken;
@@ -17,8 +22,10 @@ pub struct WorkerEnv {
     pub config: Config,
     /// PostgreSQL (job rows, claims, lineage).
     pub pool: PgPool,
-    /// Redis, for publishing progress.
+    /// Redis (readiness checks).
     pub redis: RedisPool,
+    /// Best-effort progress publishing (never blocks a job).
+    pub publisher: Publisher,
     /// Where artifacts go.
     pub storage: Arc<dyn Storage>,
     /// The generators this worker can run.
@@ -30,8 +37,8 @@ pub struct WorkerEnv {
     pub worker_id: String,
     /// Cancellation tokens of the jobs running here, by generation id.
     pub running: Mutex<HashMap<Uuid, CancellationToken>>,
-    /// Set while RabbitMQ is connected (readiness).
-    pub amqp_connected: std::sync::atomic::AtomicBool,
+    /// The RabbitMQ connection while there is one (readiness probes it).
+    pub broker: BrokerLink,
 }
 
 impl WorkerEnv {

@@ -1,9 +1,6 @@
 //! The worker's HTTP port for Kubernetes probes and Prometheus: `/health`, `/ready`, `/metrics`.
 
-use std::{
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::sync::Arc;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
@@ -15,28 +12,13 @@ async fn health() -> HttpResponse {
 }
 
 async fn ready(env: web::Data<Arc<WorkerEnv>>) -> HttpResponse {
-    let db = tokio::time::timeout(Duration::from_secs(2), boards_shared::db::ping(&env.pool)).await;
-    let redis = tokio::time::timeout(
-        Duration::from_secs(2),
-        boards_shared::progress::ping(&env.redis),
+    let (ok, body) = boards_shared::readiness::check(
+        &env.pool,
+        &env.redis,
+        env.broker.probe(boards_shared::readiness::PROBE_TIMEOUT),
     )
     .await;
-    let checks = [
-        ("postgresql", matches!(db, Ok(Ok(())))),
-        ("redis", matches!(redis, Ok(Ok(())))),
-        ("rabbitmq", env.amqp_connected.load(Ordering::Relaxed)),
-    ];
-    let failing: Vec<&str> = checks
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| *n)
-        .collect();
-    let body = json!({
-        "status": if failing.is_empty() { "ready" } else { "unavailable" },
-        "checks": checks.iter().map(|(n, ok)| (n.to_string(), json!(if *ok { "ok" } else { "unavailable" }))).collect::<serde_json::Map<_, _>>(),
-        "failing": failing,
-    });
-    if failing.is_empty() {
+    if ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

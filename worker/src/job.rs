@@ -1,21 +1,29 @@
 //! One job: claim, resolve inputs, run the generator (timeout, cancellation, heartbeat), store
 //! the artifact, finalise with a conditional update, publish progress — then tell the caller
-//! how to settle the message.
+//! how to settle the message. Every write after the claim is fenced by it (see
+//! `job_runs`), and every run stores its artifact under a key of its own.
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU8, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
 use boards_shared::{
-    db::models::{generations, job_runs, Generation},
+    db::models::{
+        generations,
+        job_runs::{self, Claim},
+        Generation,
+    },
     generators::{
         run::{Context, GenerateError, InputArtifact, Progress},
         ArtifactKind, Registered,
     },
     jobs::JobMessage,
-    progress::{self, ProgressEvent},
+    progress::ProgressEvent,
     storage,
 };
 use serde_json::{json, Value};
@@ -43,23 +51,74 @@ pub enum Settle {
 enum Stop {
     Error(GenerateError),
     Shutdown,
+    /// The run no longer holds the job (see [`Lost`]).
+    Lost(Lost),
 }
 
-/// Publishes progress on Redis for every report and persists it to the row at most every
-/// `persist_every`, never going backwards.
+/// How a run lost its job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Lost {
+    /// Still ours as far as we know.
+    No = 0,
+    /// The database says another run (or a cancel, or a finish) took it.
+    Claim = 1,
+    /// The lease could not be renewed before it ran out (database unreachable): the reaper
+    /// may hand the job out again, so this run must stop.
+    Lease = 2,
+}
+
+/// The cancellation token of a run and why it was cancelled, if it lost its job.
+pub struct RunControl {
+    pub token: CancellationToken,
+    lost: AtomicU8,
+}
+
+impl RunControl {
+    fn new() -> Self {
+        Self {
+            token: CancellationToken::new(),
+            lost: AtomicU8::new(Lost::No as u8),
+        }
+    }
+
+    fn lose(&self, why: Lost) {
+        let _ = self.lost.compare_exchange(
+            Lost::No as u8,
+            why as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.token.cancel();
+    }
+
+    fn lost(&self) -> Lost {
+        match self.lost.load(Ordering::SeqCst) {
+            1 => Lost::Claim,
+            2 => Lost::Lease,
+            _ => Lost::No,
+        }
+    }
+}
+
+/// Publishes progress (best-effort) for every report and persists it to the row at most
+/// every `persist_every`. One scale that never goes back, terminal events included; nothing
+/// is published or written once the run was stopped (cancelled, or its claim lost).
 pub struct Reporter {
     env: Arc<WorkerEnv>,
-    id: Uuid,
+    claim: Claim,
+    stopped: CancellationToken,
     state: Mutex<(f64, Instant)>,
     persist_every: Duration,
 }
 
 impl Reporter {
-    pub fn new(env: Arc<WorkerEnv>, id: Uuid) -> Self {
+    pub fn new(env: Arc<WorkerEnv>, claim: Claim, stopped: CancellationToken) -> Self {
         let persist_every = Duration::from_millis(env.config.jobs.progress_persist_interval_ms);
         Self {
             env,
-            id,
+            claim,
+            stopped,
             state: Mutex::new((
                 0.0,
                 Instant::now()
@@ -70,23 +129,27 @@ impl Reporter {
         }
     }
 
+    /// The highest progress reported so far.
+    pub async fn high_water(&self) -> f64 {
+        self.state.lock().await.0
+    }
+
+    /// Publishes an event at `percent`, or at the high-water mark if that is higher.
     pub async fn event(&self, status: &str, percent: f64, phase: &str, message: Option<String>) {
-        let event = ProgressEvent::new(self.id, status, percent, phase, message);
-        if let Err(e) = progress::publish_event(
-            &self.env.redis,
-            &self.env.config.redis.channel_prefix,
-            &event,
-        )
-        .await
-        {
-            warn!(self.env.logger, "progress publish failed"; "generation_id" => %self.id, "error" => format!("{e:#}"));
-        }
+        let percent = percent.max(self.high_water().await);
+        let event = ProgressEvent::new(self.claim.generation_id, status, percent, phase, message);
+        self.env
+            .publisher
+            .event(&self.env.config.redis.channel_prefix, &event);
     }
 }
 
 #[async_trait::async_trait]
 impl Progress for Reporter {
     async fn report(&self, percent: f64, message: Option<String>) {
+        if self.stopped.is_cancelled() {
+            return;
+        }
         let percent = percent.clamp(0.0, 99.0);
         let persist = {
             let mut state = self.state.lock().await;
@@ -105,7 +168,7 @@ impl Progress for Reporter {
             .await;
         if persist {
             if let Ok(mut conn) = self.env.pool.get().await {
-                let _ = job_runs::set_progress(&mut conn, self.id, percent).await;
+                let _ = job_runs::set_progress(&mut conn, &self.claim, percent).await;
             }
         }
     }
@@ -222,8 +285,8 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
             return Settle::Requeue;
         }
     };
-    let job = match claimed {
-        Ok(Some((job, _))) => job,
+    let (job, claim) = match claimed {
+        Ok(Some(claimed)) => claimed,
         Ok(None) => {
             info!(
                 logger,
@@ -237,13 +300,14 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
             return Settle::Requeue;
         }
     };
+    let logger = logger.new(slog::o!("run" => claim.attempt));
     let started = Instant::now();
-    let token = CancellationToken::new();
+    let control = Arc::new(RunControl::new());
     if let Ok(mut running) = env.running.lock() {
-        running.insert(id, token.clone());
+        running.insert(id, control.token.clone());
     }
     env.metrics.running.inc();
-    let reporter = Reporter::new(env.clone(), id);
+    let reporter = Reporter::new(env.clone(), claim.clone(), control.token.clone());
     reporter
         .event(
             "processing",
@@ -253,28 +317,13 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
         )
         .await;
 
-    // Heartbeat: renew the lease; a lost claim (cancelled, reaped) stops the run.
-    let heartbeat = {
-        let (env, token) = (env.clone(), token.clone());
-        tokio::spawn(async move {
-            let every = Duration::from_secs((lease as u64 / 3).max(1));
-            loop {
-                tokio::time::sleep(every).await;
-                let alive = match env.pool.get().await {
-                    Ok(mut conn) => job_runs::heartbeat(&mut conn, id, &env.worker_id, lease)
-                        .await
-                        .unwrap_or(true),
-                    Err(_) => true,
-                };
-                if !alive {
-                    token.cancel();
-                    return;
-                }
-            }
-        })
-    };
-
-    let exec = execute(&env, &job, &reporter, token.clone());
+    let heartbeat = tokio::spawn(heartbeat(
+        env.clone(),
+        claim.clone(),
+        control.clone(),
+        logger.clone(),
+    ));
+    let exec = execute(&env, &job, &claim, &reporter, control.token.clone());
     tokio::pin!(exec);
     let outcome = tokio::select! {
         r = &mut exec => r.map_err(Stop::Error),
@@ -288,13 +337,19 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
         }
     };
     heartbeat.abort();
-    token.cancel();
+    let outcome = match (outcome, control.lost()) {
+        (Err(Stop::Error(GenerateError::Cancelled)), lost) if lost != Lost::No => {
+            Err(Stop::Lost(lost))
+        }
+        (other, _) => other,
+    };
+    control.token.cancel();
     if let Ok(mut running) = env.running.lock() {
         running.remove(&id);
     }
     env.metrics.running.dec();
     let generator = job.generator_name.clone();
-    let settle = finish(&env, &logger, &job, &message, &reporter, outcome).await;
+    let settle = finish(&env, &logger, &job, &claim, &message, &reporter, outcome).await;
     env.metrics
         .job_duration
         .with_label_values(&[&generator])
@@ -302,9 +357,48 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
     settle
 }
 
+/// Renews the lease every third of its length. Stops the run when the database says the job
+/// is no longer this run's, and also when the lease could not be renewed in time (the reaper
+/// may already be handing the job to another worker): a run never assumes it is still alive.
+async fn heartbeat(env: Arc<WorkerEnv>, claim: Claim, control: Arc<RunControl>, logger: Logger) {
+    let lease = Duration::from_secs(env.config.jobs.lease_seconds);
+    let every = (lease / 3).max(Duration::from_millis(500));
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let renew = async {
+            let mut conn = env.pool.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok::<_, anyhow::Error>(
+                job_runs::heartbeat(&mut conn, &claim, lease.as_secs() as i64).await?,
+            )
+        };
+        match tokio::time::timeout(every, renew).await {
+            Ok(Ok(true)) => renewed = Instant::now(),
+            Ok(Ok(false)) => {
+                info!(logger, "the job is no longer this run's (cancelled, reaped or finished elsewhere); stopping");
+                control.lose(Lost::Claim);
+                return;
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => format!("{e:#}"),
+                    _ => "timed out".into(),
+                };
+                if renewed.elapsed() + every >= lease {
+                    warn!(logger, "cannot renew the lease before it runs out; stopping the run"; "error" => error);
+                    control.lose(Lost::Lease);
+                    return;
+                }
+                warn!(logger, "lease renewal failed; retrying"; "error" => error);
+            }
+        }
+    }
+}
+
 async fn execute(
     env: &Arc<WorkerEnv>,
     job: &Generation,
+    claim: &Claim,
     reporter: &Reporter,
     cancel: CancellationToken,
 ) -> Result<Generation, GenerateError> {
@@ -325,9 +419,12 @@ async fn execute(
             .get()
             .await
             .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
-        job_runs::set_input_artifacts(&mut conn, job.id, &Value::Array(lineage))
+        let held = job_runs::set_input_artifacts(&mut conn, claim, &Value::Array(lineage))
             .await
             .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
+        if !held {
+            return Err(GenerateError::Cancelled);
+        }
     }
     let ctx = Context {
         progress: reporter,
@@ -346,7 +443,17 @@ async fn execute(
         },
         _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
     };
-    let key = storage::artifact_key(job.tenant_id, job.board_id, job.id, &output.extension);
+    // A run stopped while its generator finished must not store anything.
+    if cancel.is_cancelled() {
+        return Err(GenerateError::Cancelled);
+    }
+    let key = storage::artifact_key(
+        job.tenant_id,
+        job.board_id,
+        job.id,
+        claim.attempt,
+        &output.extension,
+    );
     let stored = env
         .storage
         .put(&key, output.bytes, &output.content_type)
@@ -362,19 +469,23 @@ async fn execute(
     metadata.insert("storage_provider".into(), json!(env.storage.name()));
     metadata.insert("content_type".into(), json!(stored.content_type));
     metadata.insert("size".into(), json!(stored.size));
-    let mut conn = env
-        .pool
-        .get()
-        .await
-        .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
-    match job_runs::complete(&mut conn, job.id, &stored.url, &Value::Object(metadata)).await {
-        Ok(Some(done)) => Ok(done),
-        Ok(None) => {
-            // Cancelled (or taken back) while we worked: nothing overwrites that state.
-            let _ = env.storage.delete(&key).await;
-            Err(GenerateError::Cancelled)
-        }
+    let completed = match env.pool.get().await {
+        Ok(mut conn) => job_runs::complete(&mut conn, claim, &stored.url, &Value::Object(metadata))
+            .await
+            .map_err(|e| GenerateError::Transient(format!("database: {e}"))),
         Err(e) => Err(GenerateError::Transient(format!("database: {e}"))),
+    };
+    match completed {
+        Ok(Some(done)) => Ok(done),
+        other => {
+            // Not completed by this run (it lost the job, or the database failed): the object
+            // is this run's own, so removing it never touches another run's artifact.
+            let _ = env.storage.delete(&key).await;
+            match other {
+                Err(e) => Err(e),
+                _ => Err(GenerateError::Cancelled),
+            }
+        }
     }
 }
 
@@ -382,6 +493,7 @@ async fn finish(
     env: &Arc<WorkerEnv>,
     logger: &Logger,
     job: &Generation,
+    claim: &Claim,
     message: &JobMessage,
     reporter: &Reporter,
     outcome: Result<Generation, Stop>,
@@ -389,7 +501,7 @@ async fn finish(
     let generator = job.generator_name.as_str();
     let fail = |reason: String| async move {
         if let Ok(mut conn) = env.pool.get().await {
-            if let Ok(Some(_)) = job_runs::fail(&mut conn, job.id, &reason).await {
+            if let Ok(Some(_)) = job_runs::fail(&mut conn, claim, &reason).await {
                 env.metrics
                     .jobs
                     .with_label_values(&["failed", generator])
@@ -419,16 +531,26 @@ async fn finish(
                     json!({"url": url, "type": done.artifact_type, "metadata": done.output_metadata}),
                 ];
             }
-            if let Err(e) =
-                progress::publish_event(&env.redis, &env.config.redis.channel_prefix, &event).await
-            {
-                warn!(logger, "progress publish failed"; "error" => format!("{e:#}"));
-            }
+            env.publisher
+                .event(&env.config.redis.channel_prefix, &event);
             Settle::Ack
         }
         Err(Stop::Error(GenerateError::Cancelled)) => {
             info!(logger, "generation stopped (cancelled)");
             Settle::Ack
+        }
+        Err(Stop::Lost(Lost::Claim)) => {
+            info!(logger, "run stopped: another run holds the job");
+            Settle::Ack
+        }
+        Err(Stop::Lost(_)) => {
+            // The database is unreachable: nothing can be written. The message goes back to
+            // the queue; whoever claims the job after the lease runs out finishes it.
+            warn!(
+                logger,
+                "run stopped without a lease; requeueing the message"
+            );
+            Settle::Requeue
         }
         Err(Stop::Shutdown) => {
             warn!(
@@ -436,7 +558,7 @@ async fn finish(
                 "shutting down before the job finished; handing it back"
             );
             if let Ok(mut conn) = env.pool.get().await {
-                let _ = job_runs::release(&mut conn, job.id).await;
+                let _ = job_runs::release(&mut conn, claim).await;
             }
             Settle::Requeue
         }
@@ -449,21 +571,24 @@ async fn finish(
         Err(Stop::Error(GenerateError::Transient(reason))) => {
             if message.attempt < env.config.jobs.max_attempts {
                 warn!(logger, "transient failure; retrying"; "error" => &reason);
-                if let Ok(mut conn) = env.pool.get().await {
-                    let _ = job_runs::release(&mut conn, job.id).await;
+                let released = match env.pool.get().await {
+                    Ok(mut conn) => job_runs::release(&mut conn, claim).await.unwrap_or(false),
+                    Err(_) => false,
+                };
+                if released {
+                    let delay = env.topology.delay_ms(message.attempt as usize);
+                    reporter
+                        .event(
+                            "pending",
+                            0.0,
+                            "queued",
+                            Some(format!(
+                                "Retrying in {:.0} s: {reason}",
+                                delay as f64 / 1000.0
+                            )),
+                        )
+                        .await;
                 }
-                let delay = env.topology.delay_ms(message.attempt as usize);
-                reporter
-                    .event(
-                        "pending",
-                        0.0,
-                        "queued",
-                        Some(format!(
-                            "Retrying in {:.0} s: {reason}",
-                            delay as f64 / 1000.0
-                        )),
-                    )
-                    .await;
                 env.metrics.retries.with_label_values(&[generator]).inc();
                 Settle::Retry {
                     attempt: message.attempt + 1,

@@ -10,7 +10,7 @@ pub mod job;
 
 use std::{
     collections::HashMap,
-    sync::{atomic::AtomicBool, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -61,16 +61,18 @@ impl Worker {
             }
         }
         let redis = progress::build_redis_pool(&config.redis)?;
+        let publisher = progress::Publisher::start(
+            redis.clone(),
+            Duration::from_millis(config.redis.command_timeout_ms),
+            logger.clone(),
+        );
         let storage = Arc::new(LocalStorage::new(
             &config.storage.local_base_path,
             &config.storage.local_public_url_base,
             config.storage.max_file_size,
         ));
         let env = Arc::new(WorkerEnv {
-            topology: Topology {
-                prefix: config.amqp.prefix.clone(),
-                retry_delays_ms: config.jobs.retry_delays_ms.clone(),
-            },
+            topology: Topology::new(&config),
             worker_id: format!(
                 "{}-{}",
                 hostname(),
@@ -78,12 +80,13 @@ impl Worker {
             ),
             pool,
             redis,
+            publisher,
             storage,
             registry: Arc::new(registry),
             metrics: Arc::new(Metrics::new()),
             logger: logger.clone(),
             running: Mutex::new(HashMap::new()),
-            amqp_connected: AtomicBool::new(false),
+            broker: Default::default(),
             config,
         });
         let (server, health_port) = health::server(env.clone())?;
@@ -138,25 +141,21 @@ fn hostname() -> String {
         .unwrap_or_else(|| "worker".into())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The SIGTERM handler is installed when this is called (not
+/// when the future is first polled), so call it before starting: a SIGTERM that arrives
+/// while the worker starts up is then a clean shutdown, not the default kill.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -45,9 +45,10 @@ async fn main() -> ExitCode {
     for w in &loaded.warnings {
         warn!(logger, "generators config"; "warning" => w);
     }
+    let stop = boards_worker::shutdown_signal();
     match boards_worker::Worker::start(config, logger.clone(), loaded.registry).await {
         Ok(worker) => {
-            boards_worker::shutdown_signal().await;
+            stop.await;
             worker.stop().await;
             std::thread::sleep(std::time::Duration::from_millis(50));
             ExitCode::SUCCESS

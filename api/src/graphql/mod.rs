@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod context;
+pub mod cost;
 pub mod errors;
 pub mod loaders;
 pub mod mutation;

@@ -151,7 +151,7 @@ impl Mutation {
         let mut conn = ctx.conn().await?;
         let generation = generation_ops::cancel_generation(&mut conn, &actor, id).await?;
         drop(conn);
-        crate::rest::progress::announce_cancel(&ctx.state, &generation).await;
+        crate::rest::progress::announce_cancel(&ctx.state, &generation);
         Ok(GenerationObj::new(generation))
     }
 
@@ -162,8 +162,7 @@ impl Mutation {
         if matches!(deleted.status.as_str(), "pending" | "processing") {
             let channel =
                 boards_shared::progress::cancel_channel(&ctx.state.config.redis.channel_prefix);
-            let _ =
-                boards_shared::progress::publish(&ctx.state.redis, &channel, &id.to_string()).await;
+            ctx.state.publisher.publish(channel, id.to_string());
         }
         Ok(true)
     }

@@ -166,6 +166,7 @@ async fn execute(
         &state.schema,
         &request.query,
         request.operation_name.as_deref(),
+        !auth.is_authenticated(),
     ) {
         Ok(p) => p,
         Err(e) => return json_response(request_error(&e)),
@@ -183,13 +184,69 @@ async fn execute(
         }
         _ => {}
     }
+    let limits = &state.config.graphql;
+    let cost = prepared.cost.evaluate(&request.variables);
+    if cost > limits.max_cost {
+        return json_response(json!({
+            "data": null,
+            "errors": [{
+                "message": format!(
+                    "Query cost {cost} exceeds the limit of {}: ask for smaller pages (limit) or fewer fields and aliases",
+                    limits.max_cost
+                ),
+                "extensions": {"code": "QUERY_TOO_EXPENSIVE", "cost": cost, "maxCost": limits.max_cost},
+            }],
+        }));
+    }
+    // Only a few expensive queries build their answers at once.
+    let _permit = if cost > limits.expensive_cost {
+        match tokio::time::timeout(EXPENSIVE_WAIT, state.expensive.acquire()).await {
+            Ok(Ok(permit)) => Some(permit),
+            _ => {
+                return json_response(json!({
+                    "data": null,
+                    "errors": [{
+                        "message": "The server is busy with other large queries; try again shortly",
+                        "extensions": {"code": "SERVICE_UNAVAILABLE", "cost": cost},
+                    }],
+                }))
+            }
+        }
+    } else {
+        None
+    };
     let vars = variables::coerce(&state.schema.schema, &prepared.shapes, request.variables);
     let ctx = Context::new(state.clone(), auth, logger.clone(), request_id);
     match operation.execute(&vars, &ctx).await {
-        Ok((data, errors)) => execution_response(data, &errors, &logger),
+        Ok((data, errors)) => execution_response(data, &errors, &logger, limits.max_response_bytes),
         Err(e) => json_response(request_error(&e)),
     }
 }
+
+/// How long an expensive query waits for a permit.
+const EXPENSIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A buffer that refuses to grow past its limit (the response size cap).
+struct Capped {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other(TOO_LARGE));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const TOO_LARGE: &str = "response too large";
 
 fn json_response(body: Value) -> HttpResponse {
     HttpResponse::Ok().json(body)
@@ -226,17 +283,29 @@ fn execution_response(
     data: GqlValue<BoardsScalar>,
     errors: &[ExecutionError<BoardsScalar>],
     logger: &Logger,
+    max_bytes: usize,
 ) -> HttpResponse {
     let body = Body {
         data: &data,
         errors: execution_errors(errors, logger),
     };
     // Sized for a board page so the buffer rarely regrows while writing.
-    let mut bytes = Vec::with_capacity(16 * 1024);
-    match serde_json::to_writer(&mut bytes, &body).map(|()| bytes) {
-        Ok(bytes) => HttpResponse::Ok()
+    let mut out = Capped {
+        bytes: Vec::with_capacity(16 * 1024),
+        limit: max_bytes,
+    };
+    match serde_json::to_writer(&mut out, &body) {
+        Ok(()) => HttpResponse::Ok()
             .content_type("application/json")
-            .body(bytes),
+            .body(out.bytes),
+        Err(e) if e.is_io() => {
+            drop(out);
+            warn!(logger, "response over the size limit"; "limit" => max_bytes);
+            json_response(json!({"data": null, "errors": [{
+                "message": format!("The response would exceed {max_bytes} bytes: ask for smaller pages or fewer fields"),
+                "extensions": {"code": "RESPONSE_TOO_LARGE", "maxBytes": max_bytes},
+            }]}))
+        }
         Err(e) => {
             error!(logger, "response serialisation failed"; "error" => %e);
             json_response(

@@ -3,7 +3,7 @@
 //! `: keep-alive` every 15 s, and the end of the stream after a terminal event. Without Redis
 //! it polls the row instead.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use bigdecimal::ToPrimitive as _;
@@ -186,17 +186,13 @@ pub async fn stream(
         .streaming(body)
 }
 
-/// Publishes a terminal `cancelled` event and the worker cancel signal for `generation`.
-pub async fn announce_cancel(state: &Arc<AppState>, generation: &Generation) {
+/// Queues a terminal `cancelled` event and the worker cancel signal for `generation`
+/// (best-effort, never waits on Redis: workers also see the cancel at their next heartbeat).
+pub fn announce_cancel(state: &AppState, generation: &Generation) {
     let prefix = &state.config.redis.channel_prefix;
-    let event = snapshot(generation);
-    if let Err(e) = boards_shared::progress::publish_event(&state.redis, prefix, &event).await {
-        warn!(state.logger, "could not publish the cancel event"; "error" => format!("{e:#}"));
-    }
-    let channel = boards_shared::progress::cancel_channel(prefix);
-    if let Err(e) =
-        boards_shared::progress::publish(&state.redis, &channel, &generation.id.to_string()).await
-    {
-        warn!(state.logger, "could not signal workers to cancel"; "error" => format!("{e:#}"));
-    }
+    state.publisher.event(prefix, &snapshot(generation));
+    state.publisher.publish(
+        boards_shared::progress::cancel_channel(prefix),
+        generation.id.to_string(),
+    );
 }

@@ -16,73 +16,73 @@ const ARTIFACT_LINEAGE_FRAGMENT: &str =
 const ANCESTRY_NODE_FRAGMENT: &str = "fragment AncestryNodeFragment on AncestryNode { __typename depth role generation { ...GenerationFragment } parents { __typename depth role generation { ...GenerationFragment } } }";
 const DESCENDANT_NODE_FRAGMENT: &str = "fragment DescendantNodeFragment on DescendantNode { __typename depth role generation { ...GenerationFragment } children { __typename depth role generation { ...GenerationFragment } } }";
 
-fn create_generation() -> String {
+pub fn create_generation() -> String {
     format!("mutation CreateGeneration($input: CreateGenerationInput!) {{ createGeneration(input: $input) {{ ...GenerationFragment }} }} {GENERATION_FRAGMENT}")
 }
 
 const CANCEL_GENERATION: &str =
     "mutation CancelGeneration($id: UUID!) { cancelGeneration(id: $id) { __typename id status } }";
 
-fn retry_generation() -> String {
+pub fn retry_generation() -> String {
     format!("mutation RetryGeneration($id: UUID!) {{ retryGeneration(id: $id) {{ ...GenerationFragment }} }} {GENERATION_FRAGMENT}")
 }
 
 const DELETE_GENERATION: &str =
     "mutation DeleteGeneration($id: UUID!) { deleteGeneration(id: $id) }";
 
-fn upload_artifact_from_url() -> String {
+pub fn upload_artifact_from_url() -> String {
     format!("mutation UploadArtifactFromUrl($input: UploadArtifactInput!) {{ uploadArtifact(input: $input) {{ ...GenerationFragment }} }} {GENERATION_FRAGMENT}")
 }
 
-const GET_GENERATORS: &str = "query GetGenerators($artifactType: String) { generators(artifactType: $artifactType) { __typename name description artifactType inputSchema } }";
+pub const GET_GENERATORS: &str = "query GetGenerators($artifactType: String) { generators(artifactType: $artifactType) { __typename name description artifactType inputSchema } }";
 
-fn get_generation() -> String {
+pub fn get_generation() -> String {
     format!("query GetGeneration($id: UUID!) {{ generation(id: $id) {{ ...GenerationFragment board {{ ...BoardFragment }} user {{ ...UserFragment }} }} }} {GENERATION_FRAGMENT} {BOARD_FRAGMENT} {USER_FRAGMENT}")
 }
 
-fn get_generations() -> String {
+pub fn get_generations() -> String {
     format!("query GetGenerations($boardId: UUID, $limit: Int, $offset: Int) {{ generations(boardId: $boardId, limit: $limit, offset: $offset) {{ ...GenerationFragment board {{ __typename id title }} user {{ ...UserFragment }} }} }} {GENERATION_FRAGMENT} {USER_FRAGMENT}")
 }
 
-fn get_ancestry() -> String {
+pub fn get_ancestry() -> String {
     format!("query GetAncestry($id: UUID!, $maxDepth: Int = 25) {{ generation(id: $id) {{ __typename ancestry(maxDepth: $maxDepth) {{ ...AncestryNodeFragment }} }} }} {GENERATION_FRAGMENT} {ANCESTRY_NODE_FRAGMENT}")
 }
 
-fn get_descendants() -> String {
+pub fn get_descendants() -> String {
     format!("query GetDescendants($id: UUID!, $maxDepth: Int = 25) {{ generation(id: $id) {{ __typename descendants(maxDepth: $maxDepth) {{ ...DescendantNodeFragment }} }} }} {GENERATION_FRAGMENT} {DESCENDANT_NODE_FRAGMENT}")
 }
 
-fn get_input_artifacts() -> String {
+pub fn get_input_artifacts() -> String {
     format!("query GetInputArtifacts($id: UUID!) {{ generation(id: $id) {{ __typename inputArtifacts {{ ...ArtifactLineageFragment }} }} }} {ARTIFACT_LINEAGE_FRAGMENT}")
 }
 
-fn get_tags() -> String {
+pub fn get_tags() -> String {
     format!("query GetTags($limit: Int, $offset: Int) {{ tags(limit: $limit, offset: $offset) {{ ...TagFragment }} }} {TAG_FRAGMENT}")
 }
 
-fn get_tag() -> String {
+pub fn get_tag() -> String {
     format!("query GetTag($id: UUID!) {{ tag(id: $id) {{ ...TagFragment }} }} {TAG_FRAGMENT}")
 }
 
-fn get_tag_by_slug() -> String {
+pub fn get_tag_by_slug() -> String {
     format!("query GetTagBySlug($slug: String!) {{ tagBySlug(slug: $slug) {{ ...TagFragment }} }} {TAG_FRAGMENT}")
 }
 
-fn get_generation_tags() -> String {
+pub fn get_generation_tags() -> String {
     format!("query GetGenerationTags($id: UUID!) {{ generation(id: $id) {{ __typename tags {{ ...TagFragment }} }} }} {TAG_FRAGMENT}")
 }
 
-fn create_tag() -> String {
+pub fn create_tag() -> String {
     format!("mutation CreateTag($input: CreateTagInput!) {{ createTag(input: $input) {{ ...TagFragment }} }} {TAG_FRAGMENT}")
 }
 
-fn update_tag() -> String {
+pub fn update_tag() -> String {
     format!("mutation UpdateTag($input: UpdateTagInput!) {{ updateTag(input: $input) {{ ...TagFragment }} }} {TAG_FRAGMENT}")
 }
 
 const DELETE_TAG: &str = "mutation DeleteTag($id: UUID!) { deleteTag(id: $id) }";
 
-fn add_tag_to_generation() -> String {
+pub fn add_tag_to_generation() -> String {
     format!("mutation AddTagToGeneration($generationId: UUID!, $tagId: UUID!) {{ addTagToGeneration(generationId: $generationId, tagId: $tagId) {{ ...TagFragment }} }} {TAG_FRAGMENT}")
 }
 

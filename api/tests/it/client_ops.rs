@@ -22,18 +22,18 @@ pub fn get_board() -> String {
     )
 }
 
-fn create_board() -> String {
+pub fn create_board() -> String {
     format!("mutation CreateBoard($input: CreateBoardInput!) {{ createBoard(input: $input) {{ ...BoardFragment owner {{ ...UserFragment }} }} }} {BOARD_FRAGMENT} {USER_FRAGMENT}")
 }
 
-fn update_board() -> String {
+pub fn update_board() -> String {
     format!("mutation UpdateBoard($input: UpdateBoardInput!) {{ updateBoard(input: $input) {{ ...BoardFragment }} }} {BOARD_FRAGMENT}")
 }
 
 const DELETE_BOARD: &str =
     "mutation DeleteBoard($id: UUID!) { deleteBoard(id: $id) { __typename success } }";
 
-fn add_board_member() -> String {
+pub fn add_board_member() -> String {
     format!("mutation AddBoardMember($boardId: UUID!, $email: String!, $role: BoardRole!) {{ addBoardMember(boardId: $boardId, email: $email, role: $role) {{ __typename id boardId userId role invitedBy joinedAt user {{ ...UserFragment }} }} }} {USER_FRAGMENT}")
 }
 

@@ -683,14 +683,11 @@ async fn exhausted_jobs_are_dead_lettered_and_failed() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     // The message waits in the dead-letter queue for an operator.
-    let conn = boards_shared::queue::connect(app.config.amqp.url.expose(), "test")
+    let conn = boards_shared::queue::connect(app.config.amqp.url.expose(), "test", None)
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    let topology = boards_shared::queue::Topology {
-        prefix: app.config.amqp.prefix.clone(),
-        retry_delays_ms: vec![],
-    };
+    let topology = boards_shared::queue::Topology::new(&app.config);
     let got = ch
         .basic_get(
             topology.dead_queue("default").as_str().into(),

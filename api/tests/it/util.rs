@@ -78,7 +78,15 @@ impl TestApp {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         env.insert("BOARDS_DATABASE_URL".into(), db.url().to_string());
         env.insert("BOARDS_API_PORT".into(), port.to_string());
-        env.insert("BOARDS_AMQP_PREFIX".into(), format!("test-{tag}"));
+        // The test's name in its queue names, so anything left behind says who left it.
+        let test = std::thread::current()
+            .name()
+            .and_then(|n| n.rsplit("::").next())
+            .unwrap_or("test")
+            .chars()
+            .take(40)
+            .collect::<String>();
+        env.insert("BOARDS_AMQP_PREFIX".into(), format!("test-{test}-{tag}"));
         env.insert("BOARDS_REDIS_CHANNEL_PREFIX".into(), format!("test-{tag}:"));
         env.insert(
             "BOARDS_STORAGE_LOCAL_BASE_PATH".into(),
@@ -223,12 +231,14 @@ impl Drop for TestApp {
             .map(String::as_str)
             .chain(["default"])
             .collect();
-        boards_shared::testing::delete_topology(
-            self.config.amqp.url.expose(),
-            &self.config.amqp.prefix,
-            &pools,
-            self.config.jobs.retry_delays_ms.len(),
-        );
+        // Straight to the broker: a test may have routed the app through a proxy that cannot
+        // run while this drop blocks the test's runtime.
+        let mut config = self.config.clone();
+        config.amqp.url = boards_shared::Config::default().amqp.url;
+        if let Ok(url) = std::env::var("BOARDS_AMQP_URL") {
+            config.amqp.url = boards_shared::config::Secret::new(url);
+        }
+        boards_shared::testing::delete_topology(&config, &pools);
     }
 }
 
@@ -336,70 +346,93 @@ pub mod fixtures {
     }
 }
 
-/// A TCP proxy the test can switch off (refusing and cutting connections) and on again.
+/// A TCP proxy the test can switch off (refusing and cutting connections), black-hole (accept
+/// and hold connections, forwarding nothing, as a host behind a dead route), and on again.
 pub mod proxy {
-    use std::sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
+    use tokio::{
+        net::{TcpListener, TcpStream},
+        sync::watch,
     };
 
-    use tokio::net::{TcpListener, TcpStream};
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mode {
+        Forward,
+        /// New connections are refused, open ones cut.
+        Off,
+        /// Connections stay open and silent; nothing is forwarded either way.
+        BlackHole,
+    }
 
     pub struct Proxy {
         port: u16,
-        enabled: Arc<AtomicBool>,
-        generation: Arc<tokio::sync::watch::Sender<u64>>,
+        mode: watch::Sender<(Mode, u64)>,
+    }
+
+    /// Waits until the mode changes away from what it was when the connection started.
+    async fn changed(rx: &mut watch::Receiver<(Mode, u64)>) -> Mode {
+        let _ = rx.changed().await;
+        rx.borrow_and_update().0
+    }
+
+    /// Holds `sockets` open until the mode changes again.
+    async fn hold(mut rx: watch::Receiver<(Mode, u64)>, sockets: Vec<TcpStream>) {
+        let _ = rx.changed().await;
+        drop(sockets);
     }
 
     impl Proxy {
         pub async fn start(target: &str) -> Self {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let port = listener.local_addr().unwrap().port();
-            let enabled = Arc::new(AtomicBool::new(true));
-            let (tx, rx) = tokio::sync::watch::channel(0u64);
-            let generation = Arc::new(tx);
-            let (target, on) = (target.to_string(), enabled.clone());
+            let (tx, rx) = watch::channel((Mode::Forward, 0u64));
+            let target = target.to_string();
             tokio::spawn(async move {
                 loop {
                     let Ok((mut inbound, _)) = listener.accept().await else {
                         return;
                     };
-                    if !on.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let target = target.clone();
-                    let mut cut = rx.clone();
-                    // Only cuts after this connection started count.
-                    cut.borrow_and_update();
-                    tokio::spawn(async move {
-                        let Ok(mut outbound) = TcpStream::connect(&target).await else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                            _ = cut.changed() => {}
+                    let mut rx = rx.clone();
+                    let mode = rx.borrow_and_update().0;
+                    match mode {
+                        Mode::Off => drop(inbound),
+                        Mode::BlackHole => {
+                            tokio::spawn(hold(rx, vec![inbound]));
                         }
-                    });
+                        Mode::Forward => {
+                            let target = target.clone();
+                            tokio::spawn(async move {
+                                let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                                    return;
+                                };
+                                let next = tokio::select! {
+                                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => return,
+                                    m = changed(&mut rx) => m,
+                                };
+                                if next == Mode::BlackHole {
+                                    hold(rx, vec![inbound, outbound]).await;
+                                }
+                            });
+                        }
+                    }
                 }
             });
-            Self {
-                port,
-                enabled,
-                generation,
-            }
+            Self { port, mode: tx }
         }
 
         pub fn port(&self) -> u16 {
             self.port
         }
 
+        pub fn set_mode(&self, mode: Mode) {
+            self.mode.send_modify(|(m, n)| {
+                *m = mode;
+                *n += 1;
+            });
+        }
+
         /// Off: new connections are refused and open ones are cut.
         pub fn set_enabled(&self, on: bool) {
-            self.enabled.store(on, Ordering::SeqCst);
-            if !on {
-                self.generation.send_modify(|g| *g += 1);
-            }
+            self.set_mode(if on { Mode::Forward } else { Mode::Off });
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Artifact storage behind a trait (S3 comes later behind the same seam). Keys are
-//! `{tenant}/{board}/{generation}/original.{ext}`; every segment is `[A-Za-z0-9._-]`, never `..`.
+//! `{tenant}/{board}/{generation}/run-{attempt}/original.{ext}`: each run of a job writes its own
+//! object, so a stale run cleaning up after itself never deletes the artifact of the run that
+//! completed. Every segment is `[A-Za-z0-9._-]`, never `..`.
 
 pub mod local;
 
@@ -71,14 +73,15 @@ pub fn validate_key(key: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The key of a generation's artifact.
+/// The key of the artifact one run (`attempt`) of a generation makes.
 pub fn artifact_key(
     tenant: uuid::Uuid,
     board: uuid::Uuid,
     generation: uuid::Uuid,
+    attempt: i32,
     ext: &str,
 ) -> String {
-    format!("{tenant}/{board}/{generation}/original.{ext}")
+    format!("{tenant}/{board}/{generation}/run-{attempt}/original.{ext}")
 }
 
 /// Content type of a stored file, from its extension.

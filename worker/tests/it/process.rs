@@ -11,6 +11,22 @@ use boards_shared::{testing::TestDb, Config};
 use futures::StreamExt as _;
 use serde_json::{json, Value};
 
+/// A worker process, killed (`-9`) if the test ends while it still runs (a failing test must
+/// not leave workers behind that redeclare queues).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 struct Stack {
     config: Config,
     env: BTreeMap<String, String>,
@@ -21,6 +37,11 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with(&[]).await
+}
+
+/// A stack whose configuration has `overrides` on top of the test defaults.
+async fn stack_with(overrides: &[(&str, String)]) -> Stack {
     let db = TestDb::new().await.unwrap();
     let storage = tempfile::tempdir().unwrap();
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
@@ -42,8 +63,13 @@ async fn stack() -> Stack {
         ("BOARDS_WORKER_CONCURRENCY", "3".into()),
         ("BOARDS_WORKER_SHUTDOWN_GRACE_SECONDS", "15".into()),
         ("BOARDS_LOG_FORMAT", "json".into()),
+        // A stalled worker's connection (and its unacked deliveries) is dropped in seconds.
+        ("BOARDS_AMQP_HEARTBEAT_SECONDS", "2".into()),
     ] {
         env.insert(k.to_string(), v);
+    }
+    for (k, v) in overrides {
+        env.insert(k.to_string(), v.clone());
     }
     let config = Config::load_from(&env).unwrap();
     let app = boards_api::Application::build(config.clone(), boards_shared::logging::discard())
@@ -62,15 +88,81 @@ async fn stack() -> Stack {
 }
 
 impl Stack {
-    fn spawn_worker(&self) -> Child {
+    fn spawn_worker(&self) -> Proc {
+        self.spawn_worker_with(&[])
+    }
+
+    /// A worker whose environment has `overrides` on top of the stack's.
+    fn spawn_worker_with(&self, overrides: &[(&str, &str)]) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_boards-worker"));
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
+        for (k, v) in overrides {
+            cmd.env(k, v);
+        }
+        Proc(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// A worker whose JSON log lines arrive on the returned channel.
+    fn spawn_logged_worker(&self) -> (Proc, std::sync::mpsc::Receiver<Value>) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_boards-worker"));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = Proc(
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        (child, rx)
+    }
+
+    /// Progress events of the test's generations, as they are published.
+    async fn progress_events(&self) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+        let client = redis::Client::open(self.config.redis.url.expose()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub
+            .psubscribe(boards_shared::progress::progress_pattern(
+                &self.config.redis.channel_prefix,
+            ))
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = pubsub.into_on_message();
+            while let Some(m) = messages.next().await {
+                let payload: String = m.get_payload().unwrap_or_default();
+                if tx
+                    .send(serde_json::from_str(&payload).unwrap_or_default())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     async fn gql(&self, query: &str, variables: Value) -> Value {
@@ -148,20 +240,10 @@ impl Stack {
 
     /// Counts `completed` events per generation on the test's progress channels.
     async fn count_completions(&self) -> tokio::sync::watch::Receiver<HashMap<String, u32>> {
-        let client = redis::Client::open(self.config.redis.url.expose()).unwrap();
-        let mut pubsub = client.get_async_pubsub().await.unwrap();
-        pubsub
-            .psubscribe(boards_shared::progress::progress_pattern(
-                &self.config.redis.channel_prefix,
-            ))
-            .await
-            .unwrap();
+        let mut events = self.progress_events().await;
         let (tx, rx) = tokio::sync::watch::channel(HashMap::new());
         tokio::spawn(async move {
-            let mut messages = pubsub.into_on_message();
-            while let Some(m) = messages.next().await {
-                let payload: String = m.get_payload().unwrap_or_default();
-                let v: Value = serde_json::from_str(&payload).unwrap_or_default();
+            while let Some(v) = events.recv().await {
                 if v["status"] == "completed" {
                     let id = v["job_id"].as_str().unwrap_or_default().to_string();
                     tx.send_modify(|m| *m.entry(id).or_default() += 1);
@@ -174,27 +256,22 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        boards_shared::testing::delete_topology(
-            self.config.amqp.url.expose(),
-            &self.config.amqp.prefix,
-            &["default"],
-            self.config.jobs.retry_delays_ms.len(),
-        );
+        boards_shared::testing::delete_topology(&self.config, &["default"]);
     }
 }
 
-fn signal(child: &Child, sig: &str) {
+fn signal(child: &Proc, sig: &str) {
     assert!(Command::new("kill")
-        .args([sig, &child.id().to_string()])
+        .args([sig, &child.0.id().to_string()])
         .status()
         .unwrap()
         .success());
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+fn wait_exit(child: &mut Proc, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             return status;
         }
         assert!(Instant::now() < deadline, "the worker did not exit");
@@ -253,4 +330,247 @@ async fn a_killed_worker_loses_no_job_and_nothing_completes_twice() {
             .await
             .unwrap();
     assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_worker_paused_past_its_lease_leaves_the_finished_artifact_intact() {
+    let s = stack().await;
+    let mut events = s.progress_events().await;
+    let (first, first_log) = s.spawn_logged_worker();
+    let board = s.board().await;
+    let id = s.echo(&board, 6000).await;
+
+    // Pause the first worker during the last step of its run (600 ms before it stores).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("the run reaches its last step")
+            .unwrap();
+        if event["job_id"] == id.as_str() && event["message"] == "Step 9 of 10" {
+            break;
+        }
+    }
+    signal(&first, "-STOP");
+    assert_eq!(
+        s.statuses(std::slice::from_ref(&id)).await,
+        vec!["PROCESSING"],
+        "the first worker finished before it could be paused"
+    );
+
+    // Its lease runs out; the reaper of a second worker hands the job out again, the broker
+    // takes the paused worker's deliveries back, and the second worker completes the job.
+    let second = s.spawn_worker();
+    s.wait_all(
+        std::slice::from_ref(&id),
+        "COMPLETED",
+        Duration::from_secs(60),
+    )
+    .await;
+    let before = s
+        .gql(
+            "query($id: UUID!) { generation(id: $id) { storageUrl outputMetadata } }",
+            json!({"id": id}),
+        )
+        .await["generation"]
+        .clone();
+    // (The API listens on a port of its own choosing: read the object through it by key.)
+    let key = before["outputMetadata"]["storage_key"].as_str().unwrap();
+    let url = format!("{}/api/storage/{key}", s.base);
+    assert_eq!(s.client.get(&url).send().await.unwrap().status(), 200);
+
+    // The first worker resumes and finishes its stale run; that changes nothing.
+    signal(&first, "-CONT");
+    let stale_run_ended = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Ok(line) =
+            first_log.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            let msg = line["message"].as_str().unwrap_or_default();
+            if line["generation_id"] == id.as_str()
+                && (msg.starts_with("run stopped")
+                    || msg.starts_with("generation stopped")
+                    || msg.starts_with("generation completed"))
+            {
+                return Some(msg.to_string());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert!(
+        stale_run_ended.is_some(),
+        "the resumed worker's run never ended"
+    );
+    assert_ne!(stale_run_ended.as_deref(), Some("generation completed"));
+    let after = s
+        .gql(
+            "query($id: UUID!) { generation(id: $id) { status storageUrl outputMetadata } }",
+            json!({"id": before["outputMetadata"]["generation_id"]}),
+        )
+        .await["generation"]
+        .clone();
+    assert_eq!(after["status"], "COMPLETED");
+    assert_eq!(after["storageUrl"], before["storageUrl"]);
+    assert_eq!(after["outputMetadata"], before["outputMetadata"]);
+    let res = s.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200, "the completed artifact was deleted");
+    assert_eq!(res.text().await.unwrap(), "hi");
+
+    for w in [&first, &second] {
+        signal(w, "-TERM");
+    }
+    for mut w in [first, second] {
+        let _ =
+            tokio::task::spawn_blocking(move || wait_exit(&mut w, Duration::from_secs(30))).await;
+    }
+}
+
+/// A TCP server that accepts connections and never answers (a black-holed host).
+async fn black_hole() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn jobs_complete_and_cancels_answer_while_redis_is_black_holed() {
+    let redis = black_hole().await;
+    let s = stack_with(&[("BOARDS_REDIS_URL", format!("redis://127.0.0.1:{redis}"))]).await;
+    let worker = s.spawn_worker();
+    let board = s.board().await;
+    let mut ids = vec![];
+    for _ in 0..3 {
+        ids.push(s.echo(&board, 1000).await);
+    }
+    // Each job publishes a dozen progress events; none of them may hold the job up.
+    s.wait_all(&ids, "COMPLETED", Duration::from_secs(20)).await;
+
+    let slow = s.echo(&board, 60_000).await;
+    s.wait_all(
+        std::slice::from_ref(&slow),
+        "PROCESSING",
+        Duration::from_secs(20),
+    )
+    .await;
+    let cancel = s.gql(
+        "mutation($id: UUID!) { cancelGeneration(id: $id) { status } }",
+        json!({"id": slow}),
+    );
+    let cancelled = tokio::time::timeout(Duration::from_secs(4), cancel)
+        .await
+        .expect("cancelGeneration waited on Redis");
+    assert_eq!(cancelled["cancelGeneration"]["status"], "CANCELLED");
+    signal(&worker, "-TERM");
+    let mut worker = worker;
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut worker, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        s.statuses(std::slice::from_ref(&slow)).await,
+        vec!["CANCELLED"]
+    );
+}
+
+#[tokio::test]
+async fn jobs_keep_flowing_after_the_retry_delays_and_queue_type_change() {
+    let s = stack_with(&[("BOARDS_JOB_RETRY_DELAYS_MS", "300,600".into())]).await;
+    let board = s.board().await;
+    let first = s.spawn_worker();
+    let before = s.echo(&board, 0).await;
+    s.wait_all(
+        std::slice::from_ref(&before),
+        "COMPLETED",
+        Duration::from_secs(30),
+    )
+    .await;
+    signal(&first, "-TERM");
+
+    // An operator changes the delays (and, later, the queue type) and restarts: the new
+    // worker and a new API declare what they need and the pipeline keeps going.
+    let changed = [("BOARDS_JOB_RETRY_DELAYS_MS", "1000,2000")];
+    let second = s.spawn_worker_with(&changed);
+    let mut env = s.env.clone();
+    env.insert("BOARDS_JOB_RETRY_DELAYS_MS".into(), "1000,2000".into());
+    let new_config = Config::load_from(&env).unwrap();
+    let api = boards_api::Application::build(new_config.clone(), boards_shared::logging::discard())
+        .await
+        .unwrap();
+    let new_base = format!("http://127.0.0.1:{}", api.port());
+    tokio::spawn(api.run_until_stopped());
+    let after: Value = s
+        .client
+        .post(format!("{new_base}/graphql"))
+        .json(&json!({"query": "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }",
+            "variables": {"i": {"boardId": board, "generatorName": "local-echo", "artifactType": "TEXT",
+                "inputParams": {"prompt": "after"}}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let after = after["data"]["createGeneration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_all(
+        std::slice::from_ref(&after),
+        "COMPLETED",
+        Duration::from_secs(30),
+    )
+    .await;
+    signal(&second, "-TERM");
+
+    // Quorum queues asked for where classic ones exist: used as they are, with a warning.
+    let third = s.spawn_worker_with(&[("BOARDS_AMQP_QUEUE_TYPE", "quorum")]);
+    let last = s.echo(&board, 0).await;
+    s.wait_all(
+        std::slice::from_ref(&last),
+        "COMPLETED",
+        Duration::from_secs(30),
+    )
+    .await;
+    signal(&third, "-TERM");
+    boards_shared::testing::delete_topology(&new_config, &["default"]);
+}
+
+#[tokio::test]
+async fn quorum_queues_are_declared_when_configured() {
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+    let mut env = BTreeMap::new();
+    env.insert("BOARDS_AMQP_PREFIX".to_string(), format!("quorum-{tag}"));
+    env.insert("BOARDS_AMQP_QUEUE_TYPE".to_string(), "quorum".to_string());
+    let config = Config::load_from(&env).unwrap();
+    let topology = boards_shared::queue::Topology::new(&config);
+    let conn = boards_shared::queue::connect(config.amqp.url.expose(), "test", None)
+        .await
+        .unwrap();
+    let declared = topology.declare(&conn, "default").await.unwrap();
+    assert!(declared
+        .iter()
+        .all(|d| matches!(d, boards_shared::queue::Declared::AsConfigured(_))));
+    // A classic declaration of the same work queue is refused: it really is a quorum queue.
+    let ch = conn.create_channel().await.unwrap();
+    let classic = ch
+        .queue_declare(
+            topology.work_queue("default").as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await;
+    assert!(classic.is_err());
+    boards_shared::testing::delete_topology(&config, &["default"]);
 }

@@ -1,6 +1,11 @@
 //! The job state machine on `boards.generations` + `boards.job_runs`. Every status change is a
-//! conditional update: a worker that loses a race (cancelled, reaped, claimed elsewhere) sees
-//! zero rows and stops.
+//! conditional update, and every write a worker makes while it runs a job is **fenced** by its
+//! [`Claim`]: the run's row in `job_runs` must still name this worker and this attempt. A worker
+//! that lost its claim (paused past its lease and reaped, cancelled, finished elsewhere) sees
+//! zero rows and stops; its late writes change nothing.
+//!
+//! `job_runs` keeps one row per generation for its whole life (a finished run leaves its row
+//! with the lease ended), so `attempt` only grows and `(generation, attempt)` names one run.
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, sql_types};
@@ -21,14 +26,29 @@ pub struct JobRun {
     pub lease_until: DateTime<Utc>,
 }
 
+/// The fencing token of one run: which worker claimed which generation, on which attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub generation_id: Uuid,
+    pub worker_id: String,
+    /// Grows with every claim of the generation (never reused), so it names this run.
+    pub attempt: i32,
+}
+
+fn lease_sql(lease_seconds: i64) -> diesel::expression::SqlLiteral<sql_types::Timestamptz> {
+    diesel::dsl::sql::<sql_types::Timestamptz>(&format!(
+        "now() + interval '{lease_seconds} seconds'"
+    ))
+}
+
 /// Claims `id` for `worker_id`: a `pending` generation, or a `processing` one whose lease ran
-/// out (its worker died). Returns the row (now `processing`) and the run's attempt number.
+/// out (its worker died or stalled). Returns the row (now `processing`) and the claim.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     worker_id: &str,
     lease_seconds: i64,
-) -> QueryResult<Option<(Generation, i32)>> {
+) -> QueryResult<Option<(Generation, Claim)>> {
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         #[derive(QueryableByName)]
         #[allow(dead_code)] // Only the row count matters.
@@ -49,15 +69,12 @@ pub async fn claim(
         if claimed.is_empty() {
             return Ok(None);
         }
-        let lease = diesel::dsl::sql::<sql_types::Timestamptz>(&format!(
-            "now() + interval '{lease_seconds} seconds'"
-        ));
         let attempt: i32 = diesel::insert_into(job_runs::table)
             .values((
                 job_runs::generation_id.eq(id),
                 job_runs::worker_id.eq(worker_id),
                 job_runs::attempt.eq(1),
-                job_runs::lease_until.eq(lease),
+                job_runs::lease_until.eq(lease_sql(lease_seconds)),
             ))
             .on_conflict(job_runs::generation_id)
             .do_update()
@@ -65,9 +82,7 @@ pub async fn claim(
                 job_runs::worker_id.eq(worker_id),
                 job_runs::attempt.eq(job_runs::attempt + 1),
                 job_runs::claimed_at.eq(diesel::dsl::now),
-                job_runs::lease_until.eq(diesel::dsl::sql::<sql_types::Timestamptz>(&format!(
-                    "now() + interval '{lease_seconds} seconds'"
-                ))),
+                job_runs::lease_until.eq(lease_sql(lease_seconds)),
             ))
             .returning(job_runs::attempt)
             .get_result(conn)
@@ -83,35 +98,60 @@ pub async fn claim(
             .returning(Generation::as_returning())
             .get_result(conn)
             .await?;
-        Ok(Some((generation, attempt)))
+        let claim = Claim {
+            generation_id: id,
+            worker_id: worker_id.to_string(),
+            attempt,
+        };
+        Ok(Some((generation, claim)))
     })
     .await
 }
 
-/// Extends the lease; `false` when this worker no longer owns a running job.
+/// Whether `claim` is still the generation's current run. Locks the generation row first (the
+/// order [`claim`] takes too), so a concurrent claim is either fully visible or not begun: the
+/// run row read after the lock is the latest committed one. Call inside a transaction.
+async fn holds(conn: &mut AsyncPgConnection, claim: &Claim) -> QueryResult<bool> {
+    let locked: Option<Uuid> = generations::table
+        .find(claim.generation_id)
+        .select(generations::id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    if locked.is_none() {
+        return Ok(false);
+    }
+    let run: Option<(String, i32)> = job_runs::table
+        .find(claim.generation_id)
+        .select((job_runs::worker_id, job_runs::attempt))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(run.is_some_and(|(w, a)| w == claim.worker_id && a == claim.attempt))
+}
+
+/// Extends the lease; `false` when this run no longer owns a running job (reaped, claimed
+/// again, cancelled, finished).
 pub async fn heartbeat(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
-    worker_id: &str,
+    claim: &Claim,
     lease_seconds: i64,
 ) -> QueryResult<bool> {
     let n = diesel::update(
         job_runs::table
-            .find(id)
-            .filter(job_runs::worker_id.eq(worker_id)),
+            .find(claim.generation_id)
+            .filter(job_runs::worker_id.eq(&claim.worker_id))
+            .filter(job_runs::attempt.eq(claim.attempt)),
     )
-    .set(
-        job_runs::lease_until.eq(diesel::dsl::sql::<sql_types::Timestamptz>(&format!(
-            "now() + interval '{lease_seconds} seconds'"
-        ))),
-    )
+    .set(job_runs::lease_until.eq(lease_sql(lease_seconds)))
     .execute(conn)
     .await?;
     if n == 0 {
         return Ok(false);
     }
     let status: Option<String> = generations::table
-        .find(id)
+        .find(claim.generation_id)
         .select(generations::status)
         .first(conn)
         .await
@@ -119,51 +159,77 @@ pub async fn heartbeat(
     Ok(status.as_deref() == Some("processing"))
 }
 
-/// Writes progress (percent) while the job is still running; never lowers it.
+/// Writes progress (percent) while the run still holds the job; never lowers it.
 pub async fn set_progress(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    claim: &Claim,
     percent: f64,
 ) -> QueryResult<bool> {
     let n = diesel::sql_query(
-        "UPDATE boards.generations SET progress = GREATEST(progress, $2::numeric(5,2))
-         WHERE id = $1 AND status = 'processing'",
+        "UPDATE boards.generations g SET progress = GREATEST(g.progress, $2::numeric(5,2))
+         FROM boards.job_runs r
+         WHERE g.id = $1 AND g.status = 'processing'
+           AND r.generation_id = g.id AND r.worker_id = $3 AND r.attempt = $4",
     )
-    .bind::<sql_types::Uuid, _>(id)
+    .bind::<sql_types::Uuid, _>(claim.generation_id)
     .bind::<sql_types::Double, _>(percent.clamp(0.0, 100.0))
+    .bind::<sql_types::Text, _>(&claim.worker_id)
+    .bind::<sql_types::Integer, _>(claim.attempt)
     .execute(conn)
     .await?;
     Ok(n > 0)
 }
 
-/// Records lineage while the job is still running.
+/// Records lineage while the run still holds the job.
 pub async fn set_input_artifacts(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    claim: &Claim,
     lineage: &Value,
 ) -> QueryResult<bool> {
-    let n = diesel::update(
-        generations::table
-            .find(id)
-            .filter(generations::status.eq("processing")),
-    )
-    .set(generations::input_artifacts.eq(lineage))
-    .execute(conn)
-    .await?;
-    Ok(n > 0)
+    let (claim, lineage) = (claim.clone(), lineage.clone());
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        if !holds(conn, &claim).await? {
+            return Ok(false);
+        }
+        let n = diesel::update(
+            generations::table
+                .find(claim.generation_id)
+                .filter(generations::status.eq("processing")),
+        )
+        .set(generations::input_artifacts.eq(lineage))
+        .execute(conn)
+        .await?;
+        Ok(n > 0)
+    })
+    .await
+}
+
+/// Ends the run's lease (its row stays: `attempt` must keep growing).
+async fn end_run(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {
+    diesel::update(job_runs::table.find(id))
+        .set(job_runs::lease_until.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
 }
 
 /// Finalises a running job as completed, in one transaction with the end of its run.
-/// `None` when the job was no longer `processing` (cancelled, or finished elsewhere).
+/// `None` when the run no longer holds the job (cancelled, reaped, finished elsewhere).
 pub async fn complete(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    claim: &Claim,
     storage_url: &str,
     output_metadata: &Value,
 ) -> QueryResult<Option<Generation>> {
-    let storage_url = storage_url.to_string();
-    let output_metadata = output_metadata.clone();
+    let (claim, storage_url, output_metadata) = (
+        claim.clone(),
+        storage_url.to_string(),
+        output_metadata.clone(),
+    );
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        if !holds(conn, &claim).await? {
+            return Ok(None);
+        }
+        let id = claim.generation_id;
         let done = diesel::update(
             generations::table
                 .find(id)
@@ -183,27 +249,30 @@ pub async fn complete(
         .await
         .optional()?;
         if done.is_some() {
-            diesel::delete(job_runs::table.find(id))
-                .execute(conn)
-                .await?;
+            end_run(conn, id).await?;
         }
         Ok(done)
     })
     .await
 }
 
-/// Marks a running (or still pending) job failed; `None` when it was already terminal.
+/// Marks the job failed while the run still holds it; `None` when it does not (or the job
+/// is no longer running).
 pub async fn fail(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    claim: &Claim,
     message: &str,
 ) -> QueryResult<Option<Generation>> {
-    let message = message.to_string();
+    let (claim, message) = (claim.clone(), message.to_string());
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        if !holds(conn, &claim).await? {
+            return Ok(None);
+        }
+        let id = claim.generation_id;
         let failed = diesel::update(
             generations::table
                 .find(id)
-                .filter(generations::status.eq_any(["processing", "pending"])),
+                .filter(generations::status.eq("processing")),
         )
         .set((
             generations::status.eq("failed"),
@@ -214,17 +283,23 @@ pub async fn fail(
         .get_result(conn)
         .await
         .optional()?;
-        diesel::delete(job_runs::table.find(id))
-            .execute(conn)
-            .await?;
+        if failed.is_some() {
+            end_run(conn, id).await?;
+        }
         Ok(failed)
     })
     .await
 }
 
-/// Hands a running job back (retry later, or shutdown): `processing` → `pending`.
-pub async fn release(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+/// Hands a running job back (retry later, or shutdown): `processing` → `pending`, only while
+/// the run still holds it.
+pub async fn release(conn: &mut AsyncPgConnection, claim: &Claim) -> QueryResult<bool> {
+    let claim = claim.clone();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        if !holds(conn, &claim).await? {
+            return Ok(false);
+        }
+        let id = claim.generation_id;
         let n = diesel::update(
             generations::table
                 .find(id)
@@ -236,10 +311,7 @@ pub async fn release(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool
         ))
         .execute(conn)
         .await?;
-        diesel::update(job_runs::table.find(id))
-            .set(job_runs::lease_until.eq(diesel::dsl::now))
-            .execute(conn)
-            .await?;
+        end_run(conn, id).await?;
         Ok(n > 0)
     })
     .await

@@ -1,0 +1,132 @@
+//! A worker under faults of its dependencies: a database it cannot reach stops its runs (they
+//! must not outlive their lease), and the jobs still complete once it is back.
+
+use std::time::{Duration, Instant};
+
+use boards_shared::{config::Secret, generators::Registry};
+use boards_worker::Worker;
+use serde_json::json;
+
+use crate::{
+    pipeline::{board, generate, read, wait_for},
+    util::{proxy::Proxy, Options, TestApp},
+};
+
+fn running(w: &Worker) -> usize {
+    w.env.running.lock().map(|m| m.len()).unwrap_or(usize::MAX)
+}
+
+#[tokio::test]
+async fn a_run_that_cannot_renew_its_lease_stops_and_the_job_completes_later() {
+    let app = TestApp::spawn_with(Options::default().env("BOARDS_JOB_LEASE_SECONDS", "3")).await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let mut config = app.config.clone();
+    let url = config
+        .database
+        .url
+        .expose()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()));
+    config.database.url = Secret::new(url);
+    let w = Worker::start(config, crate::util::test_logger(), Registry::builtin())
+        .await
+        .unwrap();
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let id = generate(
+        &app,
+        &alice,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "slow", "delay_ms": 8000}),
+    )
+    .await;
+    wait_for(&app, &alice, &id, &["processing"], Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running(&w) == 0 {
+        assert!(Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The worker loses the database: within its lease, the run must stop.
+    proxy.set_enabled(false);
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while running(&w) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the run kept going without a lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(read(&app, &alice, &id).await["status"], "PROCESSING");
+
+    // Back: the job is claimed again once the lease ran out, and completes once.
+    proxy.set_enabled(true);
+    let g = wait_for(&app, &alice, &id, &["completed"], Duration::from_secs(60)).await;
+    assert_eq!(g["outputMetadata"]["content"], "slow");
+    assert!(g["outputMetadata"]["storage_key"]
+        .as_str()
+        .unwrap()
+        .contains("/run-2/"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_black_holed_broker_makes_the_api_unready_and_jobs_wait_in_the_outbox() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let app = TestApp::spawn_with(
+        Options::default()
+            .env(
+                "BOARDS_AMQP_URL",
+                format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port()),
+            )
+            .env("BOARDS_AMQP_CONFIRM_TIMEOUT_MS", "1000"),
+    )
+    .await;
+    let ready = |app: &TestApp| {
+        let req = app.client.get(app.url("/ready"));
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ready(&app).await.0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The broker stops answering but the connection stays open.
+    proxy.set_mode(crate::util::proxy::Mode::BlackHole);
+    let (status, body) = ready(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("rabbitmq"), "{body}");
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let id = generate(
+        &app,
+        &alice,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "held"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The publish was not confirmed: the row is still in the outbox, with the reason.
+    assert_eq!(crate::util::fixtures::outbox_count(&app, &id).await, 1);
+
+    // Back: the relay reconnects and the job reaches a worker.
+    proxy.set_mode(crate::util::proxy::Mode::Forward);
+    let w = Worker::start(
+        app.config.clone(),
+        crate::util::test_logger(),
+        Registry::builtin(),
+    )
+    .await
+    .unwrap();
+    let g = wait_for(&app, &alice, &id, &["completed"], Duration::from_secs(60)).await;
+    assert_eq!(g["outputMetadata"]["content"], "held");
+    assert_eq!(ready(&app).await.0, 200);
+    w.stop().await;
+}
