@@ -7,25 +7,35 @@ export BOARDS_REDIS_URL ?= redis://127.0.0.1:6379
 export BOARDS_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
 export BOARDS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-DIESEL ?= $(shell command -v diesel 2>/dev/null || echo $(HOME)/.cargo/bin/diesel)
+# Tools the build installs for itself (diesel_cli) go here, not into ~/.cargo. A `diesel` on PATH
+# is used as it is.
+TOOLS_DIR := $(CURDIR)/.cache/tools
+DIESEL ?= $(shell command -v diesel 2>/dev/null || echo $(TOOLS_DIR)/bin/diesel)
 
-.PHONY: help dev test lint fmt migrate bench schema schema-check services-check tools build release sdl
+.PHONY: help dev test lint fmt migrate bench schema schema-check services services-check tools build release sdl
 
 help:
-	@echo "make dev           migrate and run the API and the worker (GraphiQL at http://localhost:8088/graphql)"
-	@echo "make test          formatting, lints, schema drift check and all tests (what CI runs)"
+	@echo "make dev           set up the services, migrate, run the API and the worker (GraphiQL at http://localhost:8088/graphql)"
+	@echo "make test          set up the services; formatting, lints, schema drift check and all tests (what CI runs)"
+	@echo "make services      install and start PostgreSQL, Redis, RabbitMQ where the URLs are local (services-check: report only)"
 	@echo "make lint | fmt | migrate | schema | schema-check | bench"
 
-services-check:
-	@scripts/check-services.sh
+# Installs (Debian packages) and starts the services the URLs above name on this machine; only
+# checks the others. Quick when everything runs.
+services:
+	@scripts/services.sh
 
+services-check:
+	@scripts/services.sh --check
+
+# The two binaries `make dev` runs (the bench crate is built by `make bench`).
 build:
-	cargo build --bins
+	cargo build -p boards-api -p boards-worker --bins
 
 release:
 	cargo build --release --bins
 
-migrate: services-check build
+migrate: services build
 	@scripts/ensure-database.sh "$$BOARDS_DATABASE_URL"
 	./target/debug/boards-api migrate
 
@@ -40,7 +50,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 tools:
-	@test -x "$(DIESEL)" || cargo install diesel_cli --version '^2.3' --no-default-features --features postgres --locked
+	@test -x "$(DIESEL)" || scripts/install-diesel.sh "$(TOOLS_DIR)"
 
 # Regenerates shared/src/db/schema.rs from a freshly migrated scratch database.
 schema: tools
@@ -56,11 +66,11 @@ schema-check: tools
 sdl:
 	cargo run -q -p boards-api -- print-schema > api/schema.graphql
 
-test: services-check lint schema-check
+test: services lint schema-check
 	cargo test --workspace
 
 # HTTP benchmark of the release build (figures go to docs/benchmarks.md).
-bench: services-check release
+bench: services release
 	cargo build --release -p boards-bench
 	./target/release/boards-bench --api target/release/boards-api
 	./target/release/boards-bench pipeline --worker target/release/boards-worker

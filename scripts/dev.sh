@@ -14,5 +14,8 @@ for _ in $(seq 1 100); do
 done
 echo
 echo "  Boards API ready. GraphiQL: http://localhost:$port/graphql"
+if curl -fsS -o /dev/null http://127.0.0.1:15672/ 2>/dev/null; then
+  echo "  RabbitMQ dashboard: http://localhost:15672 (guest/guest)"
+fi
 echo
 wait -n $api $worker
