@@ -18,3 +18,4 @@ mod sdl;
 mod tags;
 mod transport;
 mod util;
+mod storage;
