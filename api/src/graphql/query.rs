@@ -6,7 +6,11 @@ use boards_shared::{
         generations::{self, RecentFilter},
         tags, users,
     },
-    domain::{boards as board_ops, paging::page},
+    domain::{
+        boards as board_ops,
+        paging::page,
+        text::{check_opt_text, check_text},
+    },
 };
 use juniper::graphql_object;
 use uuid::Uuid;
@@ -108,6 +112,7 @@ impl Query {
         #[graphql(default = 50)] limit: Option<i32>,
         #[graphql(default = 0)] offset: Option<i32>,
     ) -> GqlResult<Vec<BoardObj>> {
+        check_text("Search query", &query)?;
         let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
         let mut conn = ctx.conn().await?;
         let rows = boards::search(&mut conn, &query, ctx.viewer(), limit, offset).await?;
@@ -193,13 +198,15 @@ impl Query {
     fn generators(
         ctx: &Context,
         #[graphql(default)] artifact_type: Option<String>,
-    ) -> Vec<GeneratorInfoObj> {
-        ctx.state
+    ) -> GqlResult<Vec<GeneratorInfoObj>> {
+        check_opt_text("artifactType", artifact_type.as_deref())?;
+        Ok(ctx
+            .state
             .generators
             .list(artifact_type.as_deref())
             .cloned()
             .map(GeneratorInfoObj)
-            .collect()
+            .collect())
     }
 
     /// Tags of the caller's tenant, by name.
@@ -229,6 +236,7 @@ impl Query {
 
     /// The tag with exactly this slug in the caller's tenant.
     async fn tag_by_slug(ctx: &Context, slug: String) -> GqlResult<Option<TagObj>> {
+        check_text("Tag slug", &slug)?;
         if ctx.viewer().is_none() {
             return Ok(None);
         }

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{
     access::{self, Relation},
+    text::{check_text, json_has_nul},
     Actor,
 };
 use crate::{
@@ -32,16 +33,6 @@ pub struct UpdateBoard {
     pub settings: Option<Value>,
 }
 
-/// PostgreSQL text cannot hold NUL characters; refuse them with a clear message.
-pub fn check_text(field: &str, value: &str) -> AppResult<()> {
-    if value.contains('\0') {
-        return Err(AppError::bad_input(format!(
-            "{field} must not contain NUL characters"
-        )));
-    }
-    Ok(())
-}
-
 fn check_title(title: &str) -> AppResult<String> {
     check_text("Board title", title)?;
     let trimmed = title.trim();
@@ -54,16 +45,6 @@ fn check_title(title: &str) -> AppResult<String> {
         )));
     }
     Ok(trimmed.to_string())
-}
-
-/// Whether a JSON document holds a NUL character (jsonb cannot store one).
-pub fn json_has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(json_has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
-        _ => false,
-    }
 }
 
 fn check_settings(settings: Value) -> AppResult<Value> {

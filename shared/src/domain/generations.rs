@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{
     access::{self, BoardRole, Relation},
-    boards::json_has_nul,
+    text::{check_text, json_has_nul},
     Actor,
 };
 use crate::{
@@ -58,6 +58,7 @@ pub async fn create_generation(
     input: CreateGeneration,
     request_id: Option<String>,
 ) -> AppResult<Generation> {
+    check_text("Generator name", &input.generator_name)?;
     let board = board_of(conn, input.board_id).await?;
     let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
     if !relation.can_edit() {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{
     access::{self, BoardRole, Relation},
+    text::check_text,
     Actor,
 };
 use crate::{
@@ -23,6 +24,7 @@ pub async fn add_member_by_email(
     email: &str,
     role: BoardRole,
 ) -> AppResult<BoardMember> {
+    check_text("Email", email)?;
     let email = email.trim();
     if email.is_empty() || !email.contains('@') || email.len() > 255 {
         return Err(AppError::bad_input("Invalid email address"));

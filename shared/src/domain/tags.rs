@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     access,
-    boards::{check_text, json_has_nul},
+    text::{check_text, json_has_nul},
     Actor,
 };
 use crate::{
