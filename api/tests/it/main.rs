@@ -12,6 +12,7 @@ mod health;
 mod json_scalar;
 mod lineage;
 mod members;
+mod not_found;
 mod nul;
 mod pipeline;
 mod queries;
