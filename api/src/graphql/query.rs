@@ -41,7 +41,7 @@ async fn boards_out(
 impl Query {
     /// The caller; null when anonymous.
     fn me(ctx: &Context) -> Option<UserObj> {
-        ctx.auth.user.clone().map(UserObj)
+        ctx.auth.user.clone().map(|u| UserObj::new(u, true))
     }
 
     /// A user of the caller's tenant (or the caller); null otherwise.
@@ -50,11 +50,15 @@ impl Query {
             return Ok(None);
         };
         if me.id == id {
-            return Ok(Some(UserObj(me.clone())));
+            return Ok(Some(UserObj::new(me.clone(), true)));
         }
         let mut conn = ctx.conn().await?;
         let user = users::find(&mut conn, id).await?;
-        Ok(user.filter(|u| u.tenant_id == me.tenant_id).map(UserObj))
+        drop(conn);
+        match user.filter(|u| u.tenant_id == me.tenant_id) {
+            Some(u) => Ok(Some(ctx.user_obj(u).await?)),
+            None => Ok(None),
+        }
     }
 
     /// A board the caller may read; null when missing or not readable.

@@ -15,6 +15,7 @@ mod members;
 mod not_found;
 mod nul;
 mod pipeline;
+mod privacy;
 mod queries;
 mod sdl;
 mod storage;
