@@ -43,20 +43,19 @@ pub async fn serve(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let bad_query = || {
-        error_response(&AppError::bad_input(
-            "Invalid query parameter 'download': expected true or false (or 1 or 0)",
-        ))
-    };
     let Ok(params) = web::Query::<Params>::from_query(req.query_string()) else {
-        return bad_query();
+        return error_response(&AppError::bad_input(
+            "Invalid query string: expected at most one 'download' and one 'filename'",
+        ));
     };
-    let download = match params.download.as_deref() {
+    let download = match params.download.as_deref().map(parse_bool) {
         None => false,
-        Some(v) => match parse_bool(v) {
-            Some(b) => b,
-            None => return bad_query(),
-        },
+        Some(Some(b)) => b,
+        Some(None) => {
+            return error_response(&AppError::bad_input(
+                "Invalid query parameter 'download': expected true or false (or 1 or 0)",
+            ))
+        }
     };
     let key = path.into_inner();
     let file_path = match state.storage.resolve_existing(&key).await {

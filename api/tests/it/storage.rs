@@ -256,6 +256,8 @@ async fn download_accepts_1_and_0_like_true_and_false() {
         body["detail"].as_str().unwrap().contains("'download'"),
         "{body}"
     );
+    let res = get(&app, &format!("{KEY}?download=1&download=0"), &[]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let res = get(&app, &format!("{KEY}?filename=report.txt&download=1"), &[]).await;
     assert_eq!(
         header_of(&res, "content-disposition"),
