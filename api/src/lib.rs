@@ -191,7 +191,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(rest::progress::stream),
         )
         .route("/api/storage/status", web::get().to(rest::storage::status))
-        .route("/api/storage/{key:.*}", web::get().to(rest::storage::serve))
+        .service(
+            web::resource("/api/storage/{key:.*}")
+                .route(web::get().to(rest::storage::serve))
+                .route(web::head().to(rest::storage::serve))
+                .default_service(web::to(|| async {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((header::ALLOW, "GET, HEAD"))
+                        .json(json!({"detail": "Method Not Allowed"}))
+                })),
+        )
         .service(
             web::resource("/graphql")
                 .route(web::post().to(graphql::transport::graphql_post))

@@ -901,25 +901,64 @@ fn get_path_mut<'a>(tree: &'a mut Value, path: &str) -> Option<&'a mut Value> {
         .try_fold(tree, |node, part| node.get_mut(part))
 }
 
-/// `scheme://user:password@host/...` → `scheme://user:***@host/...`.
+/// `scheme://user:password@host/...?password=...` → `scheme://user:***@host/...?password=***`:
+/// the password of the user info and the values of secret-looking query parameters (libpq's
+/// `password`/`sslpassword`, `token`, `secret`, `access_key`…) are hidden.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "[redacted]".into();
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (userinfo, host_and_tail) = match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) => (Some(userinfo), &rest[userinfo.len() + 1..]),
+        None => (None, rest),
     };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
+    let shown_userinfo = match userinfo {
+        Some(u) if u.contains(':') => {
+            format!("{}:***@", u.split(':').next().unwrap_or_default())
         }
-        None => url.to_string(),
+        Some(u) => format!("{u}@"),
+        None => String::new(),
+    };
+    format!("{scheme}://{shown_userinfo}{}", redact_query(host_and_tail))
+}
+
+/// Whether a query parameter name (case-insensitive) looks like it carries a secret.
+fn secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token"]
+        .iter()
+        .any(|s| name.contains(s))
+        || [
+            "pass",
+            "pwd",
+            "access_key",
+            "api_key",
+            "apikey",
+            "key_secret",
+        ]
+        .contains(&name.as_str())
+}
+
+fn redact_query(host_and_tail: &str) -> String {
+    let Some((before, query)) = host_and_tail.split_once('?') else {
+        return host_and_tail.to_string();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let query = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret_param(name) => format!("{name}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    match fragment {
+        Some(f) => format!("{before}?{query}#{f}"),
+        None => format!("{before}?{query}"),
     }
 }
 
@@ -1054,6 +1093,40 @@ mod tests {
             "{shown}"
         );
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_in_query_parameters() {
+        for (url, shown) in [
+            (
+                "postgres://u@db/boards?password=hunter2",
+                "postgres://u@db/boards?password=***",
+            ),
+            (
+                "postgres://db/boards?sslmode=require&sslpassword=hunter2&application_name=x",
+                "postgres://db/boards?sslmode=require&sslpassword=***&application_name=x",
+            ),
+            (
+                "postgres://u:hunter2@db/boards?PassWord=hunter2#frag",
+                "postgres://u:***@db/boards?PassWord=***#frag",
+            ),
+            (
+                "redis://:hunter2@cache:6379?token=hunter2",
+                "redis://:***@cache:6379?token=***",
+            ),
+            (
+                "amqp://h/%2f?pass=hunter2&secret=hunter2&access_key=hunter2&heartbeat=10",
+                "amqp://h/%2f?pass=***&secret=***&access_key=***&heartbeat=10",
+            ),
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "amqp://guest:***@127.0.0.1:5672/%2f",
+            ),
+            ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+            ("postgres://u:p?ss@db/boards", "postgres://u:***@db/boards"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 
     #[test]

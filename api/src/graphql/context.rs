@@ -4,7 +4,7 @@ use actix_web::web;
 use boards_shared::{
     auth::AuthContext,
     db::{
-        models::{board_members, Board},
+        models::{board_members, Board, User},
         PgConn,
     },
     domain::{
@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{
     errors::{GqlError, GqlResult},
     loaders::Loaders,
+    types::UserObj,
 };
 use crate::state::AppState;
 
@@ -144,6 +145,39 @@ impl Context {
             .boards
             .prime(board.id, Ok(Some(board.clone())))
             .await;
+    }
+
+    /// Whether the viewer may see the identity fields (e-mail, auth provider and subject) of
+    /// `user_id`: only the user themself and users who share a board with them (batched).
+    pub async fn sees_identity_of(&self, user_id: Uuid) -> GqlResult<bool> {
+        match self.viewer() {
+            None => Ok(false),
+            Some(viewer) if viewer == user_id => Ok(true),
+            Some(_) => Ok(self
+                .loaders
+                .shares_board
+                .try_load(user_id)
+                .await
+                .map_err(load_failed)??),
+        }
+    }
+
+    /// [`Self::sees_identity_of`] for the owner or a member of `board`, which the viewer has
+    /// been allowed to read: on a private board the viewer is its owner or a member, so they
+    /// share it, and no query is needed.
+    pub async fn sees_identity_on(&self, user_id: Uuid, board: &Board) -> GqlResult<bool> {
+        match self.viewer() {
+            None => Ok(false),
+            Some(viewer) if viewer == user_id || viewer == board.owner_id => Ok(true),
+            Some(_) if !board.is_public => Ok(self.can_read(board).await?),
+            Some(_) => self.sees_identity_of(user_id).await,
+        }
+    }
+
+    /// A `User` object, with identity fields only if the viewer may see them.
+    pub async fn user_obj(&self, user: User) -> GqlResult<UserObj> {
+        let visible = self.sees_identity_of(user.id).await?;
+        Ok(UserObj::new(user, visible))
     }
 
     pub async fn can_read(&self, board: &Board) -> GqlResult<bool> {

@@ -156,12 +156,33 @@ impl BatchFn<Uuid, Loaded<Option<String>>> for ViewerRoleBatch {
     }
 }
 
+/// Whether each user shares a board with the current viewer (who may then see the user's
+/// identity fields).
+pub struct SharesBoardBatch {
+    pool: PgPool,
+    viewer: Option<Uuid>,
+}
+
+impl BatchFn<Uuid, Loaded<bool>> for SharesBoardBatch {
+    async fn load(&mut self, keys: &[Uuid]) -> HashMap<Uuid, Loaded<bool>> {
+        let Some(viewer) = self.viewer else {
+            return keys.iter().map(|k| (*k, Ok(false))).collect();
+        };
+        run(&self.pool, keys, async |conn, ids| {
+            let rows = board_members::sharing_a_board_with(conn, viewer, &ids).await?;
+            Ok(rows.into_iter().map(|u| (u, true)).collect())
+        })
+        .await
+    }
+}
+
 /// The loaders of one request.
 pub struct Loaders {
     pub users: Loader<Uuid, Loaded<Option<User>>, UserBatch>,
     pub boards: Loader<Uuid, Loaded<Option<Board>>, BoardBatch>,
     pub members: Loader<Uuid, Loaded<Vec<BoardMember>>, MembersBatch>,
     pub viewer_roles: Loader<Uuid, Loaded<Option<String>>, ViewerRoleBatch>,
+    pub shares_board: Loader<Uuid, Loaded<bool>, SharesBoardBatch>,
     pub generation_counts: Loader<Uuid, Loaded<i64>, GenerationCountBatch>,
     pub generations: Loader<Uuid, Loaded<Option<Generation>>, GenerationBatch>,
     pub generation_tags: Loader<Uuid, Loaded<Vec<Tag>>, GenerationTagsBatch>,
@@ -174,6 +195,11 @@ impl Loaders {
             boards: Loader::new(BoardBatch(pool.clone())).with_yield_count(YIELD_COUNT),
             members: Loader::new(MembersBatch(pool.clone())).with_yield_count(YIELD_COUNT),
             viewer_roles: Loader::new(ViewerRoleBatch {
+                pool: pool.clone(),
+                viewer,
+            })
+            .with_yield_count(YIELD_COUNT),
+            shares_board: Loader::new(SharesBoardBatch {
                 pool: pool.clone(),
                 viewer,
             })

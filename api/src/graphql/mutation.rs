@@ -6,6 +6,7 @@ use boards_shared::{
         generations::{self as generation_ops, CreateGeneration},
         members,
         tags::{self as tag_ops, CreateTag, UpdateTag},
+        text::check_opt_text,
     },
     AppError,
 };
@@ -183,7 +184,9 @@ impl Mutation {
         input: UploadArtifactInput,
     ) -> GqlResult<GenerationObj> {
         ctx.actor("upload")?;
-        let _ = input;
+        check_opt_text("fileUrl", input.file_url.as_deref())?;
+        check_opt_text("originalFilename", input.original_filename.as_deref())?;
+        check_opt_text("userDescription", input.user_description.as_deref())?;
         Err(
             AppError::NotImplemented("uploadArtifact is not supported by this server yet".into())
                 .into(),

@@ -6,7 +6,11 @@ use boards_shared::{
         generations::{self, RecentFilter},
         tags, users,
     },
-    domain::{boards as board_ops, paging::page},
+    domain::{
+        boards as board_ops,
+        paging::page,
+        text::{check_opt_text, check_text},
+    },
 };
 use juniper::graphql_object;
 use uuid::Uuid;
@@ -37,7 +41,7 @@ async fn boards_out(
 impl Query {
     /// The caller; null when anonymous.
     fn me(ctx: &Context) -> Option<UserObj> {
-        ctx.auth.user.clone().map(UserObj)
+        ctx.auth.user.clone().map(|u| UserObj::new(u, true))
     }
 
     /// A user of the caller's tenant (or the caller); null otherwise.
@@ -46,11 +50,15 @@ impl Query {
             return Ok(None);
         };
         if me.id == id {
-            return Ok(Some(UserObj(me.clone())));
+            return Ok(Some(UserObj::new(me.clone(), true)));
         }
         let mut conn = ctx.conn().await?;
         let user = users::find(&mut conn, id).await?;
-        Ok(user.filter(|u| u.tenant_id == me.tenant_id).map(UserObj))
+        drop(conn);
+        match user.filter(|u| u.tenant_id == me.tenant_id) {
+            Some(u) => Ok(Some(ctx.user_obj(u).await?)),
+            None => Ok(None),
+        }
     }
 
     /// A board the caller may read; null when missing or not readable.
@@ -108,6 +116,7 @@ impl Query {
         #[graphql(default = 50)] limit: Option<i32>,
         #[graphql(default = 0)] offset: Option<i32>,
     ) -> GqlResult<Vec<BoardObj>> {
+        check_text("Search query", &query)?;
         let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
         let mut conn = ctx.conn().await?;
         let rows = boards::search(&mut conn, &query, ctx.viewer(), limit, offset).await?;
@@ -193,13 +202,15 @@ impl Query {
     fn generators(
         ctx: &Context,
         #[graphql(default)] artifact_type: Option<String>,
-    ) -> Vec<GeneratorInfoObj> {
-        ctx.state
+    ) -> GqlResult<Vec<GeneratorInfoObj>> {
+        check_opt_text("artifactType", artifact_type.as_deref())?;
+        Ok(ctx
+            .state
             .generators
             .list(artifact_type.as_deref())
             .cloned()
             .map(GeneratorInfoObj)
-            .collect()
+            .collect())
     }
 
     /// Tags of the caller's tenant, by name.
@@ -229,6 +240,7 @@ impl Query {
 
     /// The tag with exactly this slug in the caller's tenant.
     async fn tag_by_slug(ctx: &Context, slug: String) -> GqlResult<Option<TagObj>> {
+        check_text("Tag slug", &slug)?;
         if ctx.viewer().is_none() {
             return Ok(None);
         }

@@ -1,5 +1,6 @@
 //! REST endpoints under `/api`: progress streams and stored artifacts.
 
+pub mod files;
 pub mod progress;
 pub mod storage;
 

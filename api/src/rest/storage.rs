@@ -1,26 +1,37 @@
-//! `GET /api/storage/{key}`: stored artifacts of the local provider, with `Content-Type`,
-//! `ETag`/`Last-Modified`, `Range` (video seeking) and `?download=true`.
+//! `GET`/`HEAD /api/storage/{key}`: stored artifacts of the local provider, with
+//! `Content-Type`, validators, ranges (video seeking) and `?download=true` (see
+//! [`super::files`] for the HTTP semantics).
 
-use actix_files::NamedFile;
 use actix_web::{
     http::header::{self, ContentDisposition, DispositionParam, DispositionType},
     web, HttpRequest, HttpResponse,
 };
 use boards_shared::{
-    storage::{content_type_of, Storage},
+    storage::{content_type_of, StorageError},
     AppError,
 };
 use serde::Deserialize;
 use serde_json::json;
 
-use super::error_response;
+use super::{
+    error_response,
+    files::{self, ServedFile},
+};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
-pub struct Params {
-    #[serde(default)]
-    download: bool,
+struct Params {
+    download: Option<String>,
     filename: Option<String>,
+}
+
+/// `download` as FastAPI/pydantic reads a boolean query parameter.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "y" | "on" => Some(true),
+        "0" | "false" | "f" | "no" | "n" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 pub async fn status() -> HttpResponse {
@@ -30,23 +41,43 @@ pub async fn status() -> HttpResponse {
 pub async fn serve(
     req: HttpRequest,
     path: web::Path<String>,
-    params: web::Query<Params>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let key = path.into_inner();
-    let Ok(file_path) = state.storage.local_path(&key) else {
-        return error_response(&AppError::forbidden("Access denied"));
+    let Ok(params) = web::Query::<Params>::from_query(req.query_string()) else {
+        return error_response(&AppError::bad_input(
+            "Invalid query string: expected at most one 'download' and one 'filename'",
+        ));
     };
-    let file = match NamedFile::open_async(&file_path).await {
+    let download = match params.download.as_deref().map(parse_bool) {
+        None => false,
+        Some(Some(b)) => b,
+        Some(None) => {
+            return error_response(&AppError::bad_input(
+                "Invalid query parameter 'download': expected true or false (or 1 or 0)",
+            ))
+        }
+    };
+    let key = path.into_inner();
+    let file_path = match state.storage.resolve_existing(&key).await {
+        Ok(p) => p,
+        // Also a key through a regular file ("a.png/x") or a looping link (I/O errors).
+        Err(StorageError::NotFound(_) | StorageError::Io(_)) => {
+            return error_response(&AppError::not_found("File not found"))
+        }
+        // A malformed key, or one that resolves outside the storage directory.
+        Err(_) => return error_response(&AppError::forbidden("Access denied")),
+    };
+    let file = match tokio::fs::File::open(&file_path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return error_response(&AppError::not_found("File not found"))
         }
         Err(_) => return error_response(&AppError::bad_input("Path is not a file")),
     };
-    if file.metadata().is_dir() {
-        return error_response(&AppError::bad_input("Path is not a file"));
-    }
+    let metadata = match file.metadata().await {
+        Ok(m) if m.is_file() => m,
+        _ => return error_response(&AppError::bad_input("Path is not a file")),
+    };
     let default_name = key.rsplit('/').next().unwrap_or("file").to_string();
     let name = params
         .filename
@@ -59,27 +90,26 @@ pub async fn serve(
         .filter(|n| !n.is_empty())
         .unwrap_or(default_name);
     let disposition = ContentDisposition {
-        disposition: if params.download {
+        disposition: if download {
             DispositionType::Attachment
         } else {
             DispositionType::Inline
         },
         parameters: vec![DispositionParam::Filename(name)],
     };
-    let content_type = content_type_of(&key).parse().unwrap_or(mime_octet());
-    let mut res = file
-        .set_content_type(content_type)
-        .set_content_disposition(disposition)
-        .use_etag(true)
-        .use_last_modified(true)
-        .into_response(&req);
+    let mut res = files::respond(
+        &req,
+        ServedFile {
+            file,
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            content_type: content_type_of(&key).to_string(),
+            disposition,
+        },
+    );
     res.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
         header::HeaderValue::from_static("nosniff"),
     );
     res
-}
-
-fn mime_octet() -> mime::Mime {
-    mime::APPLICATION_OCTET_STREAM
 }

@@ -172,17 +172,21 @@ fn outcome(res: &Value, field: &str) -> Outcome {
     }
 }
 
+const READERS: [Who; 4] = [Who::Owner, Who::Viewer, Who::Editor, Who::Admin];
+
+/// A mutation on a private board: FORBIDDEN for readers without the right, NOT_FOUND (as for
+/// an unknown id) for those who may not even read the board.
 fn expect(who: Who, allowed: &[Who]) -> Outcome {
     if allowed.contains(&who) {
         Allowed
     } else if who == Who::Anonymous {
         Denied("UNAUTHENTICATED")
-    } else {
+    } else if READERS.contains(&who) {
         Denied("FORBIDDEN")
+    } else {
+        Denied("NOT_FOUND")
     }
 }
-
-const READERS: [Who; 4] = [Who::Owner, Who::Viewer, Who::Editor, Who::Admin];
 
 #[tokio::test]
 async fn reads_of_a_private_board() {

@@ -496,6 +496,8 @@ async fn create_generation_needs_edit_rights() {
                 Allowed
             } else if who == Who::Anonymous {
                 anonymous_refused(&res)
+            } else if !public && !READERS.contains(&who) {
+                not_found("Board not found")
             } else {
                 forbidden("Permission denied: only board owner or editor can create generations")
             };
@@ -529,6 +531,8 @@ async fn regenerate_and_retry_generation_need_edit_rights() {
                     Allowed
                 } else if who == Who::Anonymous {
                     anonymous_refused(&res)
+                } else if !public && !READERS.contains(&who) {
+                    not_found("Original generation not found")
                 } else {
                     forbidden("Permission denied: only board owner or editor can regenerate")
                 };
@@ -559,11 +563,14 @@ async fn own_generation(w: &World, who: Who, board: &str, status: &str) -> Strin
     }
 }
 
-/// Owner: any generation; editor/admin: their own; everyone else: FORBIDDEN.
-fn manage_expectation(who: Who, creator: Who, verb: &str) -> Outcome {
+/// Owner: any generation; editor/admin: their own; other readers: FORBIDDEN; those who may not
+/// read the board: NOT_FOUND, as for an unknown id.
+fn manage_expectation(who: Who, creator: Who, verb: &str, public: bool) -> Outcome {
     let allowed = who == Who::Owner || (matches!(who, Who::Editor | Who::Admin) && who == creator);
     if allowed {
         Allowed
+    } else if !public && !READERS.contains(&who) {
+        not_found("Generation not found")
     } else {
         forbidden(&format!(
             "Permission denied: only board owner or generation creator can {verb}"
@@ -587,7 +594,7 @@ async fn cancel_generation_is_for_the_owner_or_the_editor_who_made_it() {
                 let expected = if who == Who::Anonymous {
                     anonymous_refused(&res)
                 } else {
-                    manage_expectation(who, creator, "cancel")
+                    manage_expectation(who, creator, "cancel", public)
                 };
                 assert_eq!(
                     outcome(&res, "cancelGeneration"),
@@ -624,7 +631,7 @@ async fn delete_generation_is_for_the_owner_or_the_editor_who_made_it() {
                 let expected = if who == Who::Anonymous {
                     anonymous_refused(&res)
                 } else {
-                    manage_expectation(who, creator, "delete")
+                    manage_expectation(who, creator, "delete", public)
                 };
                 let got = match outcome(&res, "deleteGeneration") {
                     Hidden => panic!("deleteGeneration answered false: {res}"),
@@ -758,15 +765,13 @@ async fn delete_tag_is_for_any_user_of_the_tags_tenant() {
     }
 }
 
-/// Tagging a generation of the default tenant: `Generation not found` outside the tenant,
-/// `Access denied to generation` when the board is not readable, then edit rights.
+/// Tagging a generation of the default tenant: `Generation not found` outside the tenant and
+/// when the board is not readable (as for an unknown id), then edit rights.
 fn tagging_expectation(who: Who, public: bool) -> Outcome {
     if EDITORS.contains(&who) {
         Allowed
-    } else if who == Who::OtherTenant {
+    } else if who == Who::OtherTenant || (who == Who::Stranger && !public) {
         not_found("Generation not found")
-    } else if who == Who::Stranger && !public {
-        forbidden("Access denied to generation")
     } else {
         forbidden("Permission denied: only board owner or editor can modify generation tags")
     }

@@ -205,3 +205,84 @@ async fn auto_created_tenants_can_be_enabled_for_compatibility() {
         .await;
     assert!(res["data"]["me"]["id"].is_string(), "{res}");
 }
+
+#[tokio::test]
+async fn a_signed_token_whose_claims_the_users_table_cannot_hold_is_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let long = "x".repeat(300);
+    for (claims, why) in [
+        (
+            json!({"sub": long}),
+            "the subject is longer than 255 characters",
+        ),
+        (
+            json!({"email": format!("{long}@example.com")}),
+            "the e-mail address is longer than 255 characters",
+        ),
+        (
+            json!({"name": long}),
+            "the display name is longer than 255 characters",
+        ),
+        (
+            json!({"sub": "nul\u{0}sub"}),
+            "claims must not contain NUL characters",
+        ),
+        (
+            json!({"email": "a\u{0}@example.com"}),
+            "claims must not contain NUL characters",
+        ),
+        (
+            json!({"team": {"name": "x\u{0}"}}),
+            "claims must not contain NUL characters",
+        ),
+    ] {
+        let token = app.token_with("claimant", claims.clone());
+        let res = app.gql(Some(&token), ME, json!({})).await;
+        assert_eq!(
+            error_of(&res),
+            (format!("Invalid token: {why}"), "UNAUTHENTICATED".into()),
+            "{claims}: {res}"
+        );
+        // REST answers 401 with the same message.
+        let res = app
+            .client
+            .get(app.url(&format!(
+                "/api/sse/generations/{}/progress",
+                uuid::Uuid::new_v4()
+            )))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{claims}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["detail"], format!("Invalid token: {why}"), "{claims}");
+    }
+    // Nothing was provisioned.
+    let token = app.token("claimant");
+    let data = app.ok(Some(&token), ME, json!({})).await;
+    assert_eq!(data["me"]["authSubject"], "claimant");
+}
+
+#[tokio::test]
+async fn a_token_without_exp_is_refused_unless_the_provider_allows_it() {
+    let app = TestApp::spawn().await;
+    let token = app.token_with("forever", json!({"exp": null}));
+    let res = app.gql(Some(&token), ME, json!({})).await;
+    assert_eq!(
+        error_of(&res),
+        (
+            "Missing 'exp' claim in token".into(),
+            "UNAUTHENTICATED".into()
+        ),
+        "{res}"
+    );
+
+    let lenient = TestApp::spawn_with(
+        Options::default().env("BOARDS_AUTH_CONFIG", r#"{"require_exp": false}"#),
+    )
+    .await;
+    let token = lenient.token_with("forever", json!({"exp": null}));
+    let data = lenient.ok(Some(&token), ME, json!({})).await;
+    assert_eq!(data["me"]["authSubject"], "forever");
+}

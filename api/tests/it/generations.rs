@@ -250,15 +250,21 @@ async fn delete_generation_follows_the_original_rules() {
     let owners = create_text(&app, &owner, &b, "o").await;
     let editors = create_text(&app, &editor, &b, "e").await;
 
-    // An editor may not delete the owner's generation; a stranger nothing.
-    for (who, id) in [(&editor, &owners), (&stranger, &editors)] {
-        let res = app
-            .gql(Some(&who.token), DELETE, json!({"id": id["id"]}))
-            .await;
-        let (msg, code) = error_of(&res);
-        assert_eq!(code, "FORBIDDEN");
-        assert!(msg.starts_with("Permission denied"), "{msg}");
-    }
+    // An editor may not delete the owner's generation; a stranger, who cannot even read the
+    // private board, is told it does not exist.
+    let res = app
+        .gql(Some(&editor.token), DELETE, json!({"id": owners["id"]}))
+        .await;
+    let (msg, code) = error_of(&res);
+    assert_eq!(code, "FORBIDDEN");
+    assert!(msg.starts_with("Permission denied"), "{msg}");
+    let res = app
+        .gql(Some(&stranger.token), DELETE, json!({"id": editors["id"]}))
+        .await;
+    assert_eq!(
+        error_of(&res),
+        ("Generation not found".into(), "NOT_FOUND".into())
+    );
     // The editor deletes their own; the owner deletes any.
     let data = app
         .ok(Some(&editor.token), DELETE, json!({"id": editors["id"]}))

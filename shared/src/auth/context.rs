@@ -12,6 +12,7 @@ use crate::{
         models::{tenants, users, User},
         PgPool,
     },
+    domain::text::json_has_nul,
 };
 
 /// The caller of one request.
@@ -112,6 +113,7 @@ impl AuthService {
         };
 
         let principal = self.provider.verify(&token).await?;
+        check_storable(&principal)?;
         let claim_slug = if self.tenancy.multi_tenant_mode {
             tenant::slug_from_claims(
                 &principal.claims,
@@ -221,6 +223,140 @@ impl AuthService {
     }
 }
 
+/// Refuses a verified principal that the `users` row could not hold — an over-long subject,
+/// e-mail or display name, or a NUL character in any claim (PostgreSQL text and jsonb cannot
+/// store one) — before the database is touched, so a signed but unusable token is
+/// `UNAUTHENTICATED`, not a failed insert.
+fn check_storable(principal: &Principal) -> Result<(), AuthError> {
+    let refuse = |why: String| Err(AuthError::Unauthenticated(format!("Invalid token: {why}")));
+    let texts = [
+        Some(principal.provider.as_str()),
+        Some(principal.subject.as_str()),
+        principal.email.as_deref(),
+        principal.display_name.as_deref(),
+        principal.avatar_url.as_deref(),
+    ];
+    if texts.iter().flatten().any(|t| t.contains('\0')) || json_has_nul(&principal.claims) {
+        return refuse("claims must not contain NUL characters".into());
+    }
+    for (what, value, max) in [
+        (
+            "subject",
+            Some(&principal.subject),
+            users::MAX_AUTH_SUBJECT_CHARS,
+        ),
+        (
+            "e-mail address",
+            principal.email.as_ref(),
+            users::MAX_EMAIL_CHARS,
+        ),
+        (
+            "display name",
+            principal.display_name.as_ref(),
+            users::MAX_DISPLAY_NAME_CHARS,
+        ),
+    ] {
+        if value.is_some_and(|v| v.chars().count() > max) {
+            return refuse(format!("the {what} is longer than {max} characters"));
+        }
+    }
+    Ok(())
+}
+
 fn unavailable() -> AuthError {
     AuthError::Unavailable("Authentication is temporarily unavailable".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn principal() -> Principal {
+        Principal {
+            provider: "jwt".into(),
+            subject: "alice".into(),
+            email: Some("alice@example.com".into()),
+            display_name: Some("Alice".into()),
+            avatar_url: None,
+            claims: json!({"sub": "alice"}),
+        }
+    }
+
+    #[test]
+    fn principals_the_users_table_cannot_hold_are_refused() {
+        assert!(check_storable(&principal()).is_ok());
+        let long = "x".repeat(256);
+        let at_limit = "é".repeat(255);
+        let cases: Vec<(Principal, Option<&str>)> = vec![
+            (
+                Principal {
+                    subject: long.clone(),
+                    ..principal()
+                },
+                Some("the subject is longer than 255 characters"),
+            ),
+            (
+                Principal {
+                    subject: at_limit.clone(),
+                    ..principal()
+                },
+                None,
+            ),
+            (
+                Principal {
+                    email: Some(long.clone()),
+                    ..principal()
+                },
+                Some("the e-mail address is longer than 255 characters"),
+            ),
+            (
+                Principal {
+                    display_name: Some(long.clone()),
+                    ..principal()
+                },
+                Some("the display name is longer than 255 characters"),
+            ),
+            (
+                Principal {
+                    avatar_url: Some(long.clone()),
+                    ..principal()
+                },
+                None,
+            ),
+            (
+                Principal {
+                    subject: "a\0b".into(),
+                    ..principal()
+                },
+                Some("claims must not contain NUL characters"),
+            ),
+            (
+                Principal {
+                    email: Some("a\0@b".into()),
+                    ..principal()
+                },
+                Some("claims must not contain NUL characters"),
+            ),
+            (
+                Principal {
+                    claims: json!({"team": {"name": "x\0"}}),
+                    ..principal()
+                },
+                Some("claims must not contain NUL characters"),
+            ),
+        ];
+        for (p, refused) in cases {
+            let got = check_storable(&p);
+            match refused {
+                None => assert!(got.is_ok(), "{p:?}"),
+                Some(why) => assert_eq!(
+                    got,
+                    Err(AuthError::Unauthenticated(format!("Invalid token: {why}"))),
+                    "{p:?}"
+                ),
+            }
+        }
+    }
 }

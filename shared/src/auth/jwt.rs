@@ -1,4 +1,6 @@
 //! The `jwt` provider: HS256 tokens verified with biscuit; `iss`, `aud`, `exp`, `nbf` checked.
+//! `exp` is required unless `BOARDS_AUTH_CONFIG` says `{"require_exp": false}`: a token that
+//! never expires cannot be revoked.
 
 use biscuit::{
     jwa::SignatureAlgorithm, jws::Secret, ClaimPresenceOptions, Empty, Presence, TemporalOptions,
@@ -14,6 +16,7 @@ pub struct JwtProvider {
     issuer: String,
     audience: String,
     leeway: chrono::Duration,
+    require_exp: bool,
 }
 
 impl JwtProvider {
@@ -30,6 +33,13 @@ impl JwtProvider {
             algorithm == "HS256",
             "jwt provider: algorithm `{algorithm}` is not supported (HS256 only)"
         );
+        let require_exp = match options.get("require_exp") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                anyhow::bail!("jwt provider: `require_exp` must be true or false, not {other}")
+            }
+        };
         let secret = get("secret_key")
             .map(str::to_string)
             .or_else(|| auth.jwt_secret.as_ref().map(|s| s.expose().to_string()))
@@ -40,6 +50,7 @@ impl JwtProvider {
             issuer: get("issuer").unwrap_or("boards").to_string(),
             audience: get("audience").unwrap_or("boards-api").to_string(),
             leeway: chrono::Duration::seconds(auth.leeway_seconds.max(0)),
+            require_exp,
         })
     }
 
@@ -96,6 +107,11 @@ impl AuthProvider for JwtProvider {
             .clone()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::Unauthenticated("Missing 'sub' claim in token".into()))?;
+        if self.require_exp && claims.registered.expiry.is_none() {
+            return Err(AuthError::Unauthenticated(
+                "Missing 'exp' claim in token".into(),
+            ));
+        }
         let all = serde_json::to_value(claims).map_err(|_| invalid())?;
         let text = |key: &str| {
             all.get(key)
@@ -122,9 +138,13 @@ mod tests {
     use crate::config::Secret as ConfigSecret;
 
     fn provider() -> JwtProvider {
+        provider_with(json!({}))
+    }
+
+    fn provider_with(config: Value) -> JwtProvider {
         JwtProvider::from_config(&AuthConfig {
             provider: "jwt".into(),
-            config: json!({}),
+            config,
             jwt_secret: Some(ConfigSecret::new("s3cret")),
             jwt_tenant_claim: None,
             leeway_seconds: 0,
@@ -194,10 +214,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_without_exp_is_refused_unless_configured() {
+        let claims = json!({"iss": "boards", "aud": "boards-api", "sub": "u"});
+        let p = provider();
+        let token = p.sign(&claims).unwrap();
+        assert_eq!(
+            p.verify(&token).await,
+            Err(AuthError::Unauthenticated(
+                "Missing 'exp' claim in token".into()
+            ))
+        );
+        let lenient = provider_with(json!({"require_exp": false}));
+        assert_eq!(lenient.verify(&token).await.unwrap().subject, "u");
+        assert!(provider_with(json!({"require_exp": true}))
+            .verify(&token)
+            .await
+            .is_err());
+        assert!(JwtProvider::from_config(&AuthConfig {
+            provider: "jwt".into(),
+            config: json!({"require_exp": "no"}),
+            jwt_secret: Some(ConfigSecret::new("s3cret")),
+            jwt_tenant_claim: None,
+            leeway_seconds: 0,
+        })
+        .is_err());
+    }
+
+    #[tokio::test]
     async fn a_token_without_sub_is_refused() {
         let p = provider();
         let token = p
-            .sign(&json!({"iss": "boards", "aud": ["boards-api", "y"]}))
+            .sign(&json!({"iss": "boards", "aud": ["boards-api", "y"], "exp": now() + 60}))
             .unwrap();
         assert_eq!(
             p.verify(&token).await,

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{
     access::{self, Relation},
+    text::{check_text, json_has_nul},
     Actor,
 };
 use crate::{
@@ -32,16 +33,6 @@ pub struct UpdateBoard {
     pub settings: Option<Value>,
 }
 
-/// PostgreSQL text cannot hold NUL characters; refuse them with a clear message.
-pub fn check_text(field: &str, value: &str) -> AppResult<()> {
-    if value.contains('\0') {
-        return Err(AppError::bad_input(format!(
-            "{field} must not contain NUL characters"
-        )));
-    }
-    Ok(())
-}
-
 fn check_title(title: &str) -> AppResult<String> {
     check_text("Board title", title)?;
     let trimmed = title.trim();
@@ -56,16 +47,6 @@ fn check_title(title: &str) -> AppResult<String> {
     Ok(trimmed.to_string())
 }
 
-/// Whether a JSON document holds a NUL character (jsonb cannot store one).
-pub fn json_has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(json_has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || json_has_nul(v)),
-        _ => false,
-    }
-}
-
 fn check_settings(settings: Value) -> AppResult<Value> {
     if json_has_nul(&settings) {
         return Err(AppError::bad_input(
@@ -78,16 +59,23 @@ fn check_settings(settings: Value) -> AppResult<Value> {
     }
 }
 
-/// A missing board, or one the caller may not even read, looks the same: not found.
-async fn visible_board(
+/// The board `id` and the actor's relation to it. A board the actor may not even read
+/// answers exactly like a missing one (`missing`, NOT_FOUND), so that a mutation does not
+/// reveal that a private board, or something on it, exists. Callers then answer FORBIDDEN
+/// only to actors who can read but not change: that reveals nothing they could not see.
+pub async fn visible_board(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     id: Uuid,
+    missing: &str,
 ) -> AppResult<(Board, Relation)> {
     let board = boards::find(conn, id)
         .await?
-        .ok_or_else(|| AppError::not_found("Board not found"))?;
+        .ok_or_else(|| AppError::not_found(missing))?;
     let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
+    if !access::can_read(&board, relation) {
+        return Err(AppError::not_found(missing));
+    }
     Ok((board, relation))
 }
 
@@ -121,7 +109,7 @@ pub async fn update_board(
     id: Uuid,
     input: UpdateBoard,
 ) -> AppResult<Board> {
-    let (_, relation) = visible_board(conn, actor, id).await?;
+    let (_, relation) = visible_board(conn, actor, id, "Board not found").await?;
     if !relation.can_administer() {
         return Err(AppError::forbidden(
             "Permission denied: only board owner or admin can update",
@@ -142,7 +130,7 @@ pub async fn update_board(
 }
 
 pub async fn delete_board(conn: &mut AsyncPgConnection, actor: &Actor, id: Uuid) -> AppResult<()> {
-    let (_, relation) = visible_board(conn, actor, id).await?;
+    let (_, relation) = visible_board(conn, actor, id, "Board not found").await?;
     if relation != Relation::Owner {
         return Err(AppError::forbidden(
             "Permission denied: only board owner can delete",

@@ -6,15 +6,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    access::{self, BoardRole, Relation},
-    boards::json_has_nul,
+    access::{BoardRole, Relation},
+    boards::visible_board,
+    text::{check_text, json_has_nul},
     Actor,
 };
 use crate::{
     db::models::{
-        boards,
         generations::{self, NewGeneration},
-        outbox, Board, Generation,
+        outbox, Generation,
     },
     generators::Registry,
     jobs::JobMessage,
@@ -45,12 +45,6 @@ async fn insert_with_job(
     .await
 }
 
-async fn board_of(conn: &mut AsyncPgConnection, board_id: Uuid) -> AppResult<Board> {
-    boards::find(conn, board_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("Board not found"))
-}
-
 pub async fn create_generation(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
@@ -58,8 +52,8 @@ pub async fn create_generation(
     input: CreateGeneration,
     request_id: Option<String>,
 ) -> AppResult<Generation> {
-    let board = board_of(conn, input.board_id).await?;
-    let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
+    check_text("Generator name", &input.generator_name)?;
+    let (board, relation) = visible_board(conn, actor, input.board_id, "Board not found").await?;
     if !relation.can_edit() {
         return Err(AppError::forbidden(
             "Permission denied: only board owner or editor can create generations",
@@ -104,8 +98,13 @@ pub async fn regenerate(
     let original = generations::find(conn, id)
         .await?
         .ok_or_else(|| AppError::not_found("Original generation not found"))?;
-    let board = board_of(conn, original.board_id).await?;
-    let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
+    let (_, relation) = visible_board(
+        conn,
+        actor,
+        original.board_id,
+        "Original generation not found",
+    )
+    .await?;
     if !relation.can_edit() {
         return Err(AppError::forbidden(
             "Permission denied: only board owner or editor can regenerate",
@@ -149,8 +148,8 @@ async fn managed(
     let generation = generations::find(conn, id)
         .await?
         .ok_or_else(|| AppError::not_found("Generation not found"))?;
-    let board = board_of(conn, generation.board_id).await?;
-    let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
+    let (_, relation) =
+        visible_board(conn, actor, generation.board_id, "Generation not found").await?;
     if !may_manage(relation, &generation, actor) {
         return Err(AppError::forbidden(format!(
             "Permission denied: only board owner or generation creator can {verb}"

@@ -5,13 +5,15 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::{
-    access::{self, BoardRole, Relation},
+    access::{BoardRole, Relation},
+    boards::visible_board,
+    text::check_text,
     Actor,
 };
 use crate::{
     db::models::{
         board_members::{self, NewBoardMember},
-        boards, users, BoardMember,
+        users, BoardMember,
     },
     AppError, AppResult,
 };
@@ -23,14 +25,12 @@ pub async fn add_member_by_email(
     email: &str,
     role: BoardRole,
 ) -> AppResult<BoardMember> {
+    check_text("Email", email)?;
     let email = email.trim();
     if email.is_empty() || !email.contains('@') || email.len() > 255 {
         return Err(AppError::bad_input("Invalid email address"));
     }
-    let board = boards::find(conn, board_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("Board not found"))?;
-    let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
+    let (board, relation) = visible_board(conn, actor, board_id, "Board not found").await?;
     if !relation.can_administer() {
         return Err(AppError::forbidden(
             "Permission denied: only board owner or admin can add members",
@@ -65,10 +65,8 @@ async fn member_and_relation(
     let member = board_members::find(conn, member_id)
         .await?
         .ok_or_else(|| AppError::not_found("Board member not found"))?;
-    let board = boards::find(conn, member.board_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("Board not found"))?;
-    let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
+    let (board, relation) =
+        visible_board(conn, actor, member.board_id, "Board member not found").await?;
     Ok((member, relation, board.owner_id))
 }
 

@@ -9,6 +9,7 @@ pub mod lineage;
 pub mod members;
 pub mod paging;
 pub mod tags;
+pub mod text;
 
 use uuid::Uuid;
 

@@ -5,13 +5,13 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{
-    access,
-    boards::{check_text, json_has_nul},
+    boards::visible_board,
+    text::{check_text, json_has_nul},
     Actor,
 };
 use crate::{
     db::models::{
-        boards, generations,
+        generations,
         tags::{self, NewTag, TagChanges},
         Tag,
     },
@@ -205,13 +205,8 @@ async fn editable_generation(
         .await?
         .filter(|g| g.tenant_id == actor.tenant_id)
         .ok_or_else(|| AppError::not_found("Generation not found"))?;
-    let board = boards::find(conn, generation.board_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("Generation not found"))?;
-    let relation = access::relation(conn, &board, Some(actor.user_id)).await?;
-    if !access::can_read(&board, relation) {
-        return Err(AppError::forbidden("Access denied to generation"));
-    }
+    let (_, relation) =
+        visible_board(conn, actor, generation.board_id, "Generation not found").await?;
     if !relation.can_edit() {
         return Err(AppError::forbidden(
             "Permission denied: only board owner or editor can modify generation tags",

@@ -22,6 +22,45 @@ impl LocalStorage {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// The file behind `key` with every symbolic link resolved, refused when it lies outside
+    /// the (equally resolved) root: a link planted inside the storage directory must not
+    /// expose the rest of the filesystem. A missing file is `NotFound`.
+    pub async fn resolve_existing(&self, key: &str) -> Result<PathBuf, StorageError> {
+        let path = self.local_path(key)?;
+        let resolved = match tokio::fs::canonicalize(&path).await {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(key.into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.check_contained(key, &resolved).await?;
+        Ok(resolved)
+    }
+
+    /// Refuses a key whose deepest existing ancestor directory resolves outside the root (for
+    /// writes and deletes: the last component may not exist yet and is never followed).
+    async fn check_parent(&self, key: &str, path: &Path) -> Result<(), StorageError> {
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            match tokio::fs::canonicalize(d).await {
+                Ok(resolved) => return self.check_contained(key, &resolved).await,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir = d.parent(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_contained(&self, key: &str, resolved: &Path) -> Result<(), StorageError> {
+        let root = tokio::fs::canonicalize(&self.root).await?;
+        if resolved.starts_with(&root) {
+            Ok(())
+        } else {
+            Err(StorageError::OutsideRoot(key.chars().take(200).collect()))
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -44,6 +83,7 @@ impl Storage for LocalStorage {
                 limit: self.max_size,
             });
         }
+        self.check_parent(key, &path).await?;
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
@@ -62,7 +102,7 @@ impl Storage for LocalStorage {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        let path = self.local_path(key)?;
+        let path = self.resolve_existing(key).await?;
         match tokio::fs::read(&path).await {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -74,6 +114,7 @@ impl Storage for LocalStorage {
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.local_path(key)?;
+        self.check_parent(key, &path).await?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -116,6 +157,54 @@ mod tests {
         s.delete("t/b/g/original.txt").await.unwrap();
         assert!(matches!(
             s.get("t/b/g/original.txt").await,
+            Err(StorageError::NotFound(_))
+        ));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symbolic_links_out_of_the_root_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), b"secret").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path(), "http://h/api/storage", 100);
+        s.put("t/in.txt", b"inside".to_vec(), "text/plain")
+            .await
+            .unwrap();
+        // A link to a file outside, a link to a directory outside, and a link that stays inside.
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("t/file-link.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("t/dir-link")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("t/in.txt"), dir.path().join("t/ok.txt"))
+            .unwrap();
+
+        for key in ["t/file-link.txt", "t/dir-link/secret.txt"] {
+            assert!(
+                matches!(s.get(key).await, Err(StorageError::OutsideRoot(_))),
+                "{key}"
+            );
+            assert!(matches!(
+                s.resolve_existing(key).await,
+                Err(StorageError::OutsideRoot(_))
+            ));
+        }
+        assert!(matches!(
+            s.put("t/dir-link/sub/new.txt", b"x".to_vec(), "text/plain")
+                .await,
+            Err(StorageError::OutsideRoot(_))
+        ));
+        assert!(!outside.path().join("sub").exists());
+        assert!(matches!(
+            s.delete("t/dir-link/secret.txt").await,
+            Err(StorageError::OutsideRoot(_))
+        ));
+        assert!(outside.path().join("secret.txt").exists());
+        assert_eq!(s.get("t/ok.txt").await.unwrap(), b"inside");
+        assert!(matches!(
+            s.resolve_existing("t/missing.txt").await,
             Err(StorageError::NotFound(_))
         ));
     }

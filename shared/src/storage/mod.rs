@@ -15,6 +15,9 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("object not found: {0}")]
     NotFound(String),
+    /// The key names a path that resolves (through a symbolic link) outside the storage root.
+    #[error("storage key resolves outside the storage root: {0}")]
+    OutsideRoot(String),
     #[error("object too large: {size} bytes (limit {limit})")]
     TooLarge { size: u64, limit: u64 },
     #[error("storage I/O failed: {0}")]

@@ -61,9 +61,11 @@ impl BoardObj {
             .try_load(self.0.owner_id)
             .await
             .map_err(load_failed)??;
-        owner.map(|u| Fast(UserObj(u))).ok_or_else(|| {
-            AppError::internal(anyhow::anyhow!("board owner {} missing", self.0.owner_id)).into()
-        })
+        let owner = owner.ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!("board owner {} missing", self.0.owner_id))
+        })?;
+        let visible = ctx.sees_identity_on(owner.id, &self.0).await?;
+        Ok(Fast(UserObj::new(owner, visible)))
     }
 
     /// The members (the owner is never listed), in joining order.

@@ -165,9 +165,9 @@ impl GenerationObj {
             .users
             .try_load(self.row.user_id)
             .await
-            .map_err(load_failed)??;
-        user.map(UserObj)
-            .ok_or_else(|| AppError::not_found("User not found").into())
+            .map_err(load_failed)??
+            .ok_or_else(|| AppError::not_found("User not found"))?;
+        ctx.user_obj(user).await
     }
 
     /// The generations this one was made from, as stored.

@@ -1,6 +1,9 @@
 //! `BoardMember`.
 
-use boards_shared::{db::models::BoardMember, AppError};
+use boards_shared::{
+    db::models::{Board, BoardMember},
+    AppError,
+};
 use chrono::{DateTime, Utc};
 use juniper::graphql_object;
 use uuid::Uuid;
@@ -15,7 +18,8 @@ use crate::graphql::{
 pub struct BoardMemberObj(pub BoardMember);
 
 impl BoardMemberObj {
-    async fn check_read(&self, ctx: &Context, denied: &str) -> GqlResult<()> {
+    /// The member's board, when the caller may read it.
+    async fn check_read(&self, ctx: &Context, denied: &str) -> GqlResult<Board> {
         let board = ctx
             .loaders
             .boards
@@ -23,7 +27,7 @@ impl BoardMemberObj {
             .await
             .map_err(load_failed)??;
         match board {
-            Some(b) if ctx.can_read(&b).await? => Ok(()),
+            Some(b) if ctx.can_read(&b).await? => Ok(b),
             _ => Err(AppError::forbidden(denied).into()),
         }
     }
@@ -51,16 +55,18 @@ impl BoardMemberObj {
     }
 
     async fn user(&self, ctx: &Context) -> GqlResult<Fast<UserObj>> {
-        self.check_read(ctx, "Access denied to board member information")
+        let board = self
+            .check_read(ctx, "Access denied to board member information")
             .await?;
         let user = ctx
             .loaders
             .users
             .try_load(self.0.user_id)
             .await
-            .map_err(load_failed)??;
-        user.map(|u| Fast(UserObj(u)))
-            .ok_or_else(|| AppError::not_found("User not found").into())
+            .map_err(load_failed)??
+            .ok_or_else(|| AppError::not_found("User not found"))?;
+        let visible = ctx.sees_identity_on(user.id, &board).await?;
+        Ok(Fast(UserObj::new(user, visible)))
     }
 
     /// Who added this member; null when unknown or since deleted.
@@ -68,7 +74,8 @@ impl BoardMemberObj {
         let Some(inviter) = self.0.invited_by else {
             return Ok(None);
         };
-        self.check_read(ctx, "Access denied to board member inviter information")
+        let board = self
+            .check_read(ctx, "Access denied to board member inviter information")
             .await?;
         let user = ctx
             .loaders
@@ -76,6 +83,24 @@ impl BoardMemberObj {
             .try_load(inviter)
             .await
             .map_err(load_failed)??;
-        Ok(user.map(|u| Fast(UserObj(u))))
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        // Usually the owner; otherwise the inviter may have left the board since.
+        let on_board = user.id == board.owner_id || {
+            let members = ctx
+                .loaders
+                .members
+                .try_load(board.id)
+                .await
+                .map_err(load_failed)??;
+            members.iter().any(|m| m.user_id == user.id)
+        };
+        let visible = if on_board {
+            ctx.sees_identity_on(user.id, &board).await?
+        } else {
+            ctx.sees_identity_of(user.id).await?
+        };
+        Ok(Some(Fast(UserObj::new(user, visible))))
     }
 }

@@ -78,6 +78,39 @@ pub async fn roles_of(
         .await
 }
 
+/// The users among `users` who share a board with `viewer`: both are the owner or a member of
+/// one board. One statement for any number of users (identity fields are shown to them).
+pub async fn sharing_a_board_with(
+    conn: &mut AsyncPgConnection,
+    viewer: Uuid,
+    users: &[Uuid],
+) -> QueryResult<Vec<Uuid>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        user_id: Uuid,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "WITH mine AS (
+             SELECT id AS board_id FROM boards.boards WHERE owner_id = $1
+             UNION
+             SELECT board_id FROM boards.board_members WHERE user_id = $1
+         )
+         SELECT b.owner_id AS user_id
+           FROM boards.boards b JOIN mine ON mine.board_id = b.id
+          WHERE b.owner_id = ANY($2)
+         UNION
+         SELECT m.user_id
+           FROM boards.board_members m JOIN mine ON mine.board_id = m.board_id
+          WHERE m.user_id = ANY($2)",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(viewer)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(users)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.user_id).collect())
+}
+
 /// Boards on which `user_id` is a member.
 pub async fn board_ids_of(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<Uuid>> {
     board_members::table

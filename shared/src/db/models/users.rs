@@ -8,6 +8,11 @@ use uuid::Uuid;
 
 use crate::{auth::Principal, db::tables::users};
 
+/// Column sizes (`varchar(n)`, in characters) of `auth_subject`, `email` and `display_name`.
+pub const MAX_AUTH_SUBJECT_CHARS: usize = 255;
+pub const MAX_EMAIL_CHARS: usize = 255;
+pub const MAX_DISPLAY_NAME_CHARS: usize = 255;
+
 #[derive(Clone, Debug, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
