@@ -17,8 +17,8 @@ const FIELDS: &str = "id email authProvider authSubject displayName";
 fn public_boards(slow: bool) -> String {
     let extra = if slow { "boards { id }" } else { "" };
     format!(
-        "{{ publicBoards {{ title owner {{ ...U }} members {{ user {{ ...U }} inviter {{ ...U }} }}
-           generations {{ user {{ ...U }} }} }} }}
+        "{{ publicBoards(limit: 10) {{ title owner {{ ...U }} members {{ user {{ ...U }} inviter {{ ...U }} }}
+           generations(limit: 10) {{ user {{ ...U }} }} }} }}
          fragment U on User {{ {FIELDS} {extra} }}"
     )
 }
