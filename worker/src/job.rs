@@ -14,13 +14,13 @@ use std::{
 
 use boards_shared::{
     db::models::{
-        generations,
         job_runs::{self, Claim},
         Generation,
     },
+    domain::inputs,
     generators::{
         run::{Context, GenerateError, InputArtifact, Progress},
-        ArtifactKind, Registered,
+        Registered,
     },
     jobs::JobMessage,
     progress::ProgressEvent,
@@ -30,7 +30,6 @@ use serde_json::{json, Value};
 use slog::{info, warn, Logger};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::env::WorkerEnv;
 
@@ -174,66 +173,37 @@ impl Progress for Reporter {
     }
 }
 
-fn ids_of(value: &Value) -> Vec<String> {
-    match value {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => vec![],
-    }
-}
-
-/// Resolves the generations named in artifact slots: they must exist, be in the job's
-/// tenant, be completed, be of the slot's type and have a stored artifact. Returns the inputs
-/// by field and the lineage entries to record.
+/// Resolves the generations named in artifact slots: each must be readable by the job's
+/// creator (checked again here: access may have changed since the job was created), in the
+/// job's tenant, completed, of the slot's type and stored. Returns the inputs by field and the
+/// lineage entries to record.
 async fn resolve_inputs(
     env: &WorkerEnv,
     job: &Generation,
     generator: &Registered,
 ) -> Result<(HashMap<String, Vec<InputArtifact>>, Vec<Value>), GenerateError> {
-    let mut wanted: Vec<(String, ArtifactKind, Uuid)> = vec![];
-    for slot in &generator.slots {
-        let Some(value) = job.input_params.get(&slot.field) else {
-            continue;
-        };
-        if value.is_null() {
-            continue;
-        }
-        let ids = ids_of(value);
-        if !slot.many && ids.len() > 1 {
-            return Err(GenerateError::Invalid(format!(
-                "{}: takes one generation id",
-                slot.field
-            )));
-        }
-        for id in ids {
-            let uuid = Uuid::parse_str(&id).map_err(|_| {
-                GenerateError::Invalid(format!("{}: {id:?} is not a generation id", slot.field))
-            })?;
-            wanted.push((slot.field.clone(), slot.kind, uuid));
-        }
-    }
-    if wanted.is_empty() {
+    let failed = |e: inputs::InputError| match e {
+        inputs::InputError::Invalid(m) => GenerateError::Invalid(m),
+        inputs::InputError::Database(e) => GenerateError::Transient(format!("database: {e}")),
+    };
+    let refs = inputs::refs(generator, &job.input_params).map_err(failed)?;
+    if refs.is_empty() {
         return Ok((HashMap::new(), vec![]));
     }
-    let ids: Vec<Uuid> = wanted.iter().map(|(_, _, id)| *id).collect();
     let mut conn = env
         .pool
         .get()
         .await
         .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
-    let rows = generations::find_many(&mut conn, &ids)
+    let by_id = inputs::readable(&mut conn, job.user_id, job.tenant_id, &refs)
         .await
-        .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
-    let by_id: HashMap<Uuid, Generation> = rows.into_iter().map(|g| (g.id, g)).collect();
-    let mut inputs: HashMap<String, Vec<InputArtifact>> = HashMap::new();
+        .map_err(failed)?;
+    let mut found: HashMap<String, Vec<InputArtifact>> = HashMap::new();
     let mut lineage = vec![];
-    for (field, kind, id) in wanted {
+    for r in refs {
+        let (field, kind, id) = (r.field, r.kind, r.id);
         let g = by_id
             .get(&id)
-            .filter(|g| g.tenant_id == job.tenant_id)
             .ok_or_else(|| GenerateError::Invalid(format!("{field}: generation {id} not found")))?;
         if g.status != "completed" {
             return Err(GenerateError::Invalid(format!(
@@ -250,23 +220,20 @@ async fn resolve_inputs(
         let url = g.storage_url.clone().ok_or_else(|| {
             GenerateError::Invalid(format!("{field}: generation {id} has no artifact"))
         })?;
-        inputs
-            .entry(field.clone())
-            .or_default()
-            .push(InputArtifact {
-                generation_id: id,
-                kind,
-                storage_key: g
-                    .output_metadata
-                    .get("storage_key")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                storage_url: url,
-                metadata: g.output_metadata.clone(),
-            });
+        found.entry(field.clone()).or_default().push(InputArtifact {
+            generation_id: id,
+            kind,
+            storage_key: g
+                .output_metadata
+                .get("storage_key")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            storage_url: url,
+            metadata: g.output_metadata.clone(),
+        });
         lineage.push(json!({"generation_id": id, "role": field, "artifact_type": kind.as_str()}));
     }
-    Ok((inputs, lineage))
+    Ok((found, lineage))
 }
 
 /// Runs a claimed job to its end; returns how the message is settled.

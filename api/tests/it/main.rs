@@ -9,6 +9,7 @@ mod client_generation_ops;
 mod client_ops;
 mod generations;
 mod health;
+mod input_access;
 mod json_scalar;
 mod limits;
 mod lineage;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{
     access::{BoardRole, Relation},
     boards::visible_board,
+    inputs,
     text::{check_text, json_has_nul},
     Actor,
 };
@@ -74,6 +75,7 @@ pub async fn create_generation(
         ));
     }
     generator.validate(&input.input_params)?;
+    check_inputs(conn, actor, actor.tenant_id, generator, &input.input_params).await?;
     let new = NewGeneration {
         tenant_id: actor.tenant_id,
         board_id: board.id,
@@ -110,12 +112,21 @@ pub async fn regenerate(
             "Permission denied: only board owner or editor can regenerate",
         ));
     }
-    if registry.get(&original.generator_name).is_none() {
+    let Some(generator) = registry.get(&original.generator_name) else {
         return Err(AppError::bad_input(format!(
             "Generator '{}' is no longer available",
             original.generator_name
         )));
-    }
+    };
+    // The inputs must be readable by whoever asks again, not only by the original's creator.
+    check_inputs(
+        conn,
+        actor,
+        original.tenant_id,
+        generator,
+        &original.input_params,
+    )
+    .await?;
     let new = NewGeneration {
         tenant_id: original.tenant_id,
         board_id: original.board_id,
@@ -126,6 +137,24 @@ pub async fn regenerate(
         status: "pending".into(),
     };
     insert_with_job(conn, new, request_id).await
+}
+
+/// Every input artifact must be readable by `actor` (contract: lineage must not leak pixels).
+async fn check_inputs(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    tenant_id: Uuid,
+    generator: &crate::generators::Registered,
+    input: &Value,
+) -> AppResult<()> {
+    inputs::check(conn, actor.user_id, tenant_id, generator, input)
+        .await
+        .map_err(|e| match e {
+            inputs::InputError::Invalid(m) => {
+                AppError::bad_input(format!("Invalid input parameters: {m}"))
+            }
+            inputs::InputError::Database(e) => e.into(),
+        })
 }
 
 /// Owner (any generation), or editor/admin for their own generations.

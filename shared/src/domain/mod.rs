@@ -5,6 +5,7 @@
 pub mod access;
 pub mod boards;
 pub mod generations;
+pub mod inputs;
 pub mod lineage;
 pub mod members;
 pub mod paging;
