@@ -8,6 +8,7 @@ mod boards;
 mod client_generation_ops;
 mod client_ops;
 mod generations;
+mod generator_inputs;
 mod health;
 mod input_access;
 mod json_scalar;

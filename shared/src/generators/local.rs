@@ -1,5 +1,11 @@
 //! Built-in generators that need no provider, no key and no network (names `local-*`). They make
-//! real artifacts (PNG, WAV, text) for demos, tests and benchmarks.
+//! real artifacts (PNG, WAV, text) for demos, tests and benchmarks: placeholder art (patterns,
+//! tones, word salad), not pictures of the prompt.
+//!
+//! Each input struct is the one source of truth for its generator's inputs: the published
+//! schema is derived from it, and the API's validation deserialises into it exactly as the
+//! worker does (unknown top-level fields are ignored, as Pydantic models do; whole numbers
+//! may be written `512` or `512.0`, as JSON Schema's `integer` allows).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -8,6 +14,45 @@ use super::{
     schema::{input_schema, ImageRef},
     ArtifactKind, GeneratorDef,
 };
+
+/// A whole number as JSON Schema's `integer` means it: `512` and `512.0` alike; anything else
+/// (a fraction, a string, out of the type's range) is refused.
+fn whole<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(de)?;
+    let value = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => Some(u),
+        (None, Some(f)) if f.fract() == 0.0 && f >= 0.0 && f <= u64::MAX as f64 => Some(f as u64),
+        _ => None,
+    };
+    value
+        .and_then(|u| T::try_from(u).ok())
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {n}")))
+}
+
+fn whole_or_null<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    #[derive(Deserialize)]
+    struct Wrapped<T: TryFrom<u64>>(#[serde(deserialize_with = "whole")] T);
+    Ok(Option::<Wrapped<T>>::deserialize(de)?.map(|Wrapped(v)| v))
+}
+
+/// The typed check of `T`: deserialising exactly as the generator will.
+fn typed<T: serde::de::DeserializeOwned>(input: &serde_json::Value) -> Result<(), String> {
+    super::run::parse_input::<T>(input.clone())
+        .map(|_| ())
+        .map_err(|e| match e {
+            super::run::GenerateError::Invalid(m) => m,
+            other => other.to_string(),
+        })
+}
 
 fn default_side() -> u32 {
     512
@@ -26,7 +71,6 @@ pub enum ImageStyle {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 #[schemars(title = "LocalImageInput")]
 pub struct LocalImageInput {
     /// What to draw: the prompt (with the seed) decides colours and layout; the same inputs
@@ -34,18 +78,18 @@ pub struct LocalImageInput {
     #[schemars(length(min = 1, max = 2000))]
     pub prompt: String,
     /// Width in pixels.
-    #[serde(default = "default_side")]
+    #[serde(default = "default_side", deserialize_with = "whole")]
     #[schemars(range(min = 16, max = 2048))]
     pub width: u32,
     /// Height in pixels.
-    #[serde(default = "default_side")]
+    #[serde(default = "default_side", deserialize_with = "whole")]
     #[schemars(range(min = 16, max = 2048))]
     pub height: u32,
     /// Pattern to draw.
     #[serde(default)]
     pub style: ImageStyle,
     /// Random seed; empty for one derived from the prompt.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_or_null")]
     #[schemars(range(min = 0))]
     pub seed: Option<u32>,
 }
@@ -59,7 +103,6 @@ fn default_sample_rate() -> u32 {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 #[schemars(title = "LocalAudioInput")]
 pub struct LocalAudioInput {
     /// A melody is derived from the prompt's letters.
@@ -70,7 +113,7 @@ pub struct LocalAudioInput {
     #[schemars(range(min = 0.1, max = 30.0))]
     pub duration: f64,
     /// Samples per second.
-    #[serde(default = "default_sample_rate")]
+    #[serde(default = "default_sample_rate", deserialize_with = "whole")]
     #[schemars(range(min = 8000, max = 48000))]
     pub sample_rate: u32,
 }
@@ -80,14 +123,13 @@ fn default_words() -> u32 {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 #[schemars(title = "LocalTextInput")]
 pub struct LocalTextInput {
     /// The text starts from the prompt and continues with words drawn from it.
     #[schemars(length(min = 1, max = 2000))]
     pub prompt: String,
     /// Number of words to write.
-    #[serde(default = "default_words")]
+    #[serde(default = "default_words", deserialize_with = "whole")]
     #[schemars(range(min = 1, max = 2000))]
     pub max_words: u32,
 }
@@ -110,7 +152,6 @@ fn default_scale() -> f64 {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 #[schemars(title = "LocalImageFilterInput")]
 pub struct LocalImageFilterInput {
     /// The image to transform (a completed image generation).
@@ -129,14 +170,13 @@ fn default_delay() -> u64 {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 #[schemars(title = "LocalEchoInput")]
 pub struct LocalEchoInput {
     /// Text returned as the artifact.
     #[schemars(length(min = 1, max = 10000))]
     pub prompt: String,
     /// Wait this long (reporting progress in ten steps) before answering.
-    #[serde(default = "default_delay")]
+    #[serde(default = "default_delay", deserialize_with = "whole")]
     #[schemars(range(min = 0, max = 600000))]
     pub delay_ms: u64,
 }
@@ -149,6 +189,8 @@ pub fn builtin() -> Vec<GeneratorDef> {
             description: "Draws a PNG image from the prompt and seed (offline, no API key).",
             artifact_type: ArtifactKind::Image,
             input_schema: input_schema::<LocalImageInput>,
+            check: Some(typed::<LocalImageInput>),
+            strict: false,
             exec: || std::sync::Arc::new(super::exec::LocalImage),
         },
         GeneratorDef {
@@ -156,6 +198,8 @@ pub fn builtin() -> Vec<GeneratorDef> {
             description: "Applies a filter (grayscale, invert, sepia, blur, pixelate) and a resize to another image generation (offline).",
             artifact_type: ArtifactKind::Image,
             input_schema: input_schema::<LocalImageFilterInput>,
+            check: Some(typed::<LocalImageFilterInput>),
+            strict: false,
             exec: || std::sync::Arc::new(super::exec::LocalImageFilterExec),
         },
         GeneratorDef {
@@ -163,6 +207,8 @@ pub fn builtin() -> Vec<GeneratorDef> {
             description: "Synthesises a WAV melody from the prompt (offline, no API key).",
             artifact_type: ArtifactKind::Audio,
             input_schema: input_schema::<LocalAudioInput>,
+            check: Some(typed::<LocalAudioInput>),
+            strict: false,
             exec: || std::sync::Arc::new(super::exec::LocalAudio),
         },
         GeneratorDef {
@@ -170,6 +216,8 @@ pub fn builtin() -> Vec<GeneratorDef> {
             description: "Writes text that continues the prompt (offline, no API key).",
             artifact_type: ArtifactKind::Text,
             input_schema: input_schema::<LocalTextInput>,
+            check: Some(typed::<LocalTextInput>),
+            strict: false,
             exec: || std::sync::Arc::new(super::exec::LocalText),
         },
         GeneratorDef {
@@ -177,6 +225,8 @@ pub fn builtin() -> Vec<GeneratorDef> {
             description: "Returns the prompt as a text artifact after an optional delay (offline; for checks and benchmarks).",
             artifact_type: ArtifactKind::Text,
             input_schema: input_schema::<LocalEchoInput>,
+            check: Some(typed::<LocalEchoInput>),
+            strict: false,
             exec: || std::sync::Arc::new(super::exec::LocalEcho),
         },
     ]

@@ -53,6 +53,9 @@ impl fmt::Display for ArtifactKind {
     }
 }
 
+/// Deserialises an input as the generator will; the error names the field.
+pub type TypedCheck = fn(&Value) -> Result<(), String>;
+
 /// A compiled-in generator: its identity and input contract.
 #[derive(Clone, Copy)]
 pub struct GeneratorDef {
@@ -61,6 +64,13 @@ pub struct GeneratorDef {
     pub description: &'static str,
     pub artifact_type: ArtifactKind,
     pub input_schema: fn() -> Value,
+    /// The typed check: deserialises the input exactly as the generator will (the input
+    /// struct is the one source of truth); `None` for schema-only generators.
+    pub check: Option<TypedCheck>,
+    /// Refuse unknown top-level parameters. By default they are accepted and ignored (kept
+    /// in `inputParams`), as the original's Pydantic models do: the Boards UI sends `prompt`
+    /// to every generator.
+    pub strict: bool,
     pub exec: fn() -> Arc<dyn run::Execute>,
 }
 
@@ -83,6 +93,8 @@ pub struct Registered {
     pub artifact_type: ArtifactKind,
     pub input_schema: Arc<Value>,
     pub slots: Vec<ArtifactSlot>,
+    /// See [`GeneratorDef::check`].
+    pub check: Option<TypedCheck>,
     pub exec: Exec,
     /// Time limit of one run (from the generator or `generators.yaml`).
     pub timeout: Option<std::time::Duration>,
@@ -90,7 +102,14 @@ pub struct Registered {
 
 impl Registered {
     fn from_def(def: &GeneratorDef, name: Option<String>) -> Self {
-        let schema = (def.input_schema)();
+        let mut schema = (def.input_schema)();
+        if let Value::Object(root) = &mut schema {
+            if def.strict {
+                root.insert("additionalProperties".into(), Value::Bool(false));
+            } else {
+                root.remove("additionalProperties");
+            }
+        }
         Self {
             name: name.unwrap_or_else(|| def.id.to_string()),
             id: def.id,
@@ -98,6 +117,7 @@ impl Registered {
             artifact_type: def.artifact_type,
             slots: validate::artifact_slots(&schema),
             input_schema: Arc::new(schema),
+            check: def.check,
             exec: Exec((def.exec)()),
             timeout: None,
         }
@@ -118,16 +138,22 @@ impl Registered {
             artifact_type,
             slots: validate::artifact_slots(&input_schema),
             input_schema: Arc::new(input_schema),
+            check: None,
             exec: Exec(exec),
             timeout: None,
         }
     }
 
-    /// Checks `input` against the input schema; the error names every offending field.
+    /// Checks `input` against the input schema (the error names every offending field), then
+    /// deserialises it as the generator will, so what passes here also runs.
     pub fn validate(&self, input: &Value) -> Result<(), AppError> {
-        validate::validate(&self.input_schema, input).map_err(|errors| {
-            AppError::bad_input(format!("Invalid input parameters: {}", errors.join("; ")))
-        })
+        let invalid = |m: String| AppError::bad_input(format!("Invalid input parameters: {m}"));
+        validate::validate(&self.input_schema, input)
+            .map_err(|errors| invalid(errors.join("; ")))?;
+        match self.check {
+            Some(check) => check(input).map_err(invalid),
+            None => Ok(()),
+        }
     }
 }
 
@@ -200,5 +226,38 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn def(strict: bool) -> GeneratorDef {
+        let mut d = local::builtin()
+            .into_iter()
+            .find(|d| d.id == "local-echo")
+            .unwrap();
+        d.strict = strict;
+        d
+    }
+
+    #[test]
+    fn unknown_parameters_are_ignored_unless_the_definition_is_strict() {
+        let input = json!({"prompt": "hi", "style": "whatever"});
+        Registered::from_def(&def(false), None)
+            .validate(&input)
+            .unwrap();
+        let err = Registered::from_def(&def(true), None)
+            .validate(&input)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("style: is not a known parameter"),
+            "{err}"
+        );
+        // No built-in generator is strict.
+        assert!(local::builtin().iter().all(|d| !d.strict));
     }
 }

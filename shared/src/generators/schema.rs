@@ -80,23 +80,43 @@ fn normalise(value: &mut Value) {
             );
         }
     }
-    // schemars adds `"format": "uint32"` and the like; Pydantic does not.
-    if obj.get("format").and_then(Value::as_str).is_some_and(|f| {
-        matches!(
-            f,
-            "uint"
-                | "uint8"
-                | "uint16"
-                | "uint32"
-                | "uint64"
-                | "int32"
-                | "int64"
-                | "double"
-                | "float"
-        )
-    }) {
-        obj.remove("format");
+    // schemars adds `"format": "uint32"` and the like; Pydantic does not. The range a format
+    // stands for becomes explicit bounds, so that validation refuses what the input struct
+    // cannot hold (a `u32` seed of 4294967296).
+    let range = match obj.get("format").and_then(Value::as_str) {
+        Some("uint8") => Some((0.0, f64::from(u8::MAX))),
+        Some("uint16") => Some((0.0, f64::from(u16::MAX))),
+        Some("uint32" | "uint") => Some((0.0, f64::from(u32::MAX))),
+        Some("uint64") => Some((0.0, u64::MAX as f64)),
+        Some("int32") => Some((f64::from(i32::MIN), f64::from(i32::MAX))),
+        Some("int64") => Some((i64::MIN as f64, i64::MAX as f64)),
+        Some("double" | "float") => None,
+        _ => return normalise_children(obj),
+    };
+    obj.remove("format");
+    if let Some((min, max)) = range {
+        if !obj.contains_key("minimum") {
+            obj.insert("minimum".into(), number(min));
+        }
+        if !obj.contains_key("maximum") {
+            obj.insert("maximum".into(), number(max));
+        }
     }
+    normalise_children(obj);
+}
+
+/// `4294967295.0` → `4294967295` (bounds print as the integers they are).
+fn number(x: f64) -> Value {
+    if x.fract() == 0.0 && x >= 0.0 && x <= u64::MAX as f64 {
+        Value::from(x as u64)
+    } else if x.fract() == 0.0 && x >= i64::MIN as f64 && x < 0.0 {
+        Value::from(x as i64)
+    } else {
+        Value::from(x)
+    }
+}
+
+fn normalise_children(obj: &mut Map<String, Value>) {
     if let Some(Value::Object(props)) = obj.get_mut("properties") {
         for (name, prop) in props.iter_mut() {
             if let Value::Object(p) = prop {
