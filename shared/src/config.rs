@@ -218,6 +218,11 @@ pub struct WorkerConfig {
     pub pools: Vec<String>,
     /// How long SIGTERM waits for running jobs before handing them back to the queue.
     pub shutdown_grace_seconds: u64,
+    /// Memory the jobs of one worker may reserve for their large buffers (decoded images,
+    /// outputs); jobs wait for each other beyond it.
+    pub memory_budget_mb: u32,
+    /// Largest image, in pixels, a local generator decodes or produces.
+    pub max_image_pixels: u64,
 }
 
 impl Default for Config {
@@ -288,6 +293,8 @@ impl Default for Config {
                 concurrency: 8,
                 pools: vec!["default".into()],
                 shutdown_grace_seconds: 30,
+                memory_budget_mb: 1024,
+                max_image_pixels: 40_000_000,
             },
             generators: GeneratorsConfig::default(),
             storage: StorageConfig {
@@ -505,6 +512,16 @@ pub const ENV_KEYS: &[EnvKey] = &[
         Kind::Int,
     ),
     key(
+        "BOARDS_WORKER_MEMORY_BUDGET_MB",
+        "worker.memory_budget_mb",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_WORKER_MAX_IMAGE_PIXELS",
+        "worker.max_image_pixels",
+        Kind::Int,
+    ),
+    key(
         "BOARDS_STORAGE_LOCAL_BASE_PATH",
         "storage.local_base_path",
         Kind::Str,
@@ -652,6 +669,9 @@ impl Config {
         }
         if self.redis.command_timeout_ms == 0 {
             return err("redis.command_timeout_ms", "must be at least 1");
+        }
+        if self.worker.memory_budget_mb < 16 {
+            return err("worker.memory_budget_mb", "must be at least 16");
         }
         if self.worker.concurrency == 0 {
             return err("worker.concurrency", "must be at least 1");

@@ -7,7 +7,7 @@ use std::{
 
 use boards_shared::{
     db::PgPool,
-    generators::Registry,
+    generators::{run::MemoryBudget, Registry},
     metrics::Metrics,
     progress::{Publisher, RedisPool},
     queue::{BrokerLink, Topology},
@@ -28,6 +28,8 @@ pub struct WorkerEnv {
     pub publisher: Publisher,
     /// Where artifacts go.
     pub storage: Arc<dyn Storage>,
+    /// Memory the running jobs reserve for their large buffers.
+    pub memory: Arc<MemoryBudget>,
     /// The generators this worker can run.
     pub registry: Arc<Registry>,
     pub topology: Topology,

@@ -398,6 +398,8 @@ async fn execute(
         cancel: cancel.clone(),
         inputs,
         storage: env.storage.clone(),
+        memory: env.memory.clone(),
+        max_image_pixels: env.config.worker.max_image_pixels,
     };
     let limit = generator
         .timeout
@@ -406,7 +408,11 @@ async fn execute(
     let output = tokio::select! {
         r = tokio::time::timeout(limit, generator.exec.0.generate(job.input_params.clone(), &ctx)) => match r {
             Ok(r) => r?,
-            Err(_) => return Err(GenerateError::Permanent(format!("Generation timed out after {} s", limit.as_secs()))),
+            Err(_) => {
+                // Stops work the generator left on blocking threads, too.
+                cancel.cancel();
+                return Err(GenerateError::Permanent(format!("Generation timed out after {} s", limit.as_secs())));
+            }
         },
         _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
     };

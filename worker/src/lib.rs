@@ -82,6 +82,9 @@ impl Worker {
             redis,
             publisher,
             storage,
+            memory: Arc::new(boards_shared::generators::run::MemoryBudget::new(
+                config.worker.memory_budget_mb,
+            )),
             registry: Arc::new(registry),
             metrics: Arc::new(Metrics::new()),
             logger: logger.clone(),

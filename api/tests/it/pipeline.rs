@@ -318,7 +318,8 @@ async fn inputs_that_are_not_completed_fail_the_job_clearly() {
     let w = worker(&app, Registry::builtin()).await;
     let alice = app.user("alice").await;
     let b = board(&app, &alice).await;
-    let pending_text = generate(
+    // An input of the wrong type is refused when the job is created.
+    let text = generate(
         &app,
         &alice,
         &b,
@@ -327,18 +328,40 @@ async fn inputs_that_are_not_completed_fail_the_job_clearly() {
         json!({"prompt": "x", "delay_ms": 3000}),
     )
     .await;
+    let res = app
+        .gql(
+            Some(&alice.token),
+            CREATE_GEN,
+            json!({"input": {"boardId": b, "generatorName": "local-image-filter", "artifactType": "IMAGE",
+                "inputParams": {"image": text}}}),
+        )
+        .await;
+    assert_eq!(
+        crate::util::error_of(&res).0,
+        format!(
+            "Invalid input parameters: image: generation {text} is a text artifact, expected image"
+        )
+    );
+    // An image that is not finished when the job runs fails the job, clearly.
+    let mut pending = fixtures::GenerationFixture::completed_image(&b, &alice.id);
+    pending.status = "pending";
+    pending.storage_url = None;
+    let pending = pending.insert(&app).await;
     let bad = generate(
         &app,
         &alice,
         &b,
         "local-image-filter",
         "IMAGE",
-        json!({"image": pending_text}),
+        json!({"image": pending}),
     )
     .await;
     let g = wait_for(&app, &alice, &bad, &["failed"], Duration::from_secs(20)).await;
     let msg = g["errorMessage"].as_str().unwrap();
-    assert!(msg.starts_with("Invalid input parameters: image:"), "{msg}");
+    assert_eq!(
+        msg,
+        format!("Invalid input parameters: image: generation {pending} is pending, not completed")
+    );
     w.stop().await;
 }
 

@@ -130,3 +130,71 @@ async fn a_black_holed_broker_makes_the_api_unready_and_jobs_wait_in_the_outbox(
     assert_eq!(ready(&app).await.0, 200);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_timed_out_image_job_stops_its_cpu_work_and_returns_its_memory() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("generators.yaml");
+    std::fs::write(
+        &yaml,
+        "generators:\n  - id: local-image\n  - id: local-image-filter\n    timeout_seconds: 1\n",
+    )
+    .unwrap();
+    let registry = boards_shared::generators::config::load(Some(&yaml))
+        .unwrap()
+        .registry;
+    let w = Worker::start(app.config.clone(), crate::util::test_logger(), registry)
+        .await
+        .unwrap();
+    let total = w.env.memory.available_mib();
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let source = generate(
+        &app,
+        &alice,
+        &b,
+        "local-image",
+        "IMAGE",
+        json!({"prompt": "noise", "width": 2048, "height": 2048, "style": "noise"}),
+    )
+    .await;
+    wait_for(
+        &app,
+        &alice,
+        &source,
+        &["completed"],
+        Duration::from_secs(60),
+    )
+    .await;
+    // Blur a 4-megapixel image and scale it to 37 megapixels: far more than a second's work.
+    let id = generate(
+        &app,
+        &alice,
+        &b,
+        "local-image-filter",
+        "IMAGE",
+        json!({"image": source, "filter": "blur", "scale": 3}),
+    )
+    .await;
+    let g = wait_for(
+        &app,
+        &alice,
+        &id,
+        &["completed", "failed"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(g["status"], "FAILED", "{g}");
+    assert_eq!(g["errorMessage"], "Generation timed out after 1 s");
+    // The blocking thread holds the job's memory until it stops; it stops within moments.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while w.env.memory.available_mib() < total {
+        assert!(
+            Instant::now() < deadline,
+            "the filter kept running after its timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.stop().await;
+}

@@ -6,6 +6,7 @@ use image::{ImageFormat, Rgb, RgbImage};
 use serde_json::{json, Map, Value};
 
 use super::{
+    imaging,
     local::{
         ImageFilter, ImageStyle, LocalAudioInput, LocalEchoInput, LocalImageFilterInput,
         LocalImageInput, LocalTextInput,
@@ -71,6 +72,15 @@ impl Execute for LocalImage {
             ]),
         ];
         let (w, h) = (input.width, input.height);
+        imaging::check_pixels("The image", w, h, ctx.max_image_pixels)?;
+        // The picture and its encoding.
+        let _memory = ctx
+            .memory
+            .reserve(
+                u64::from(w) * u64::from(h) * 2 * imaging::BYTES_PER_PIXEL,
+                &ctx.cancel,
+            )
+            .await?;
         let mut img = RgbImage::new(w, h);
         let mut rng = Rng(seed);
         let stripes = 4 + (seed % 12) as u32;
@@ -128,6 +138,16 @@ impl Execute for LocalImage {
 
 pub struct LocalImageFilterExec;
 
+/// The output size of `w`×`h` scaled by `scale` (at least 1×1).
+fn scaled(w: u32, h: u32, scale: f64) -> (u32, u32) {
+    let side = |v: u32| {
+        (f64::from(v) * scale)
+            .round()
+            .clamp(1.0, f64::from(u32::MAX)) as u32
+    };
+    (side(w), side(h))
+}
+
 #[async_trait::async_trait]
 impl Execute for LocalImageFilterExec {
     async fn generate(&self, input: Value, ctx: &Context<'_>) -> Result<Output, GenerateError> {
@@ -136,71 +156,74 @@ impl Execute for LocalImageFilterExec {
             GenerateError::Invalid("image: the input generation was not resolved".into())
         })?;
         let bytes = ctx.read(source).await?;
+        // Sizes from the header only: refuse what is too large before decoding anything.
+        let (w, h) = imaging::dimensions(&bytes)?;
+        imaging::check_pixels("The input image", w, h, ctx.max_image_pixels)?;
+        let (nw, nh) = scaled(w, h, input.scale);
+        imaging::check_pixels("The output image", nw, nh, ctx.max_image_pixels)?;
+        // Decoded (up to 8 bytes a pixel) + RGB copy + a work buffer; output + its encoding.
+        let (in_px, out_px) = (u64::from(w) * u64::from(h), u64::from(nw) * u64::from(nh));
+        let estimate = in_px * (8 + 2 * imaging::BYTES_PER_PIXEL)
+            + out_px * 2 * imaging::BYTES_PER_PIXEL
+            + bytes.len() as u64;
+        let memory = ctx.memory.reserve(estimate, &ctx.cancel).await?;
         ctx.progress
             .report(20.0, Some("Read the input image".into()))
             .await;
         ctx.check_cancelled()?;
-        let (filter, scale) = (input.filter, input.scale);
+        let (filter, cancel, max_pixels) = (input.filter, ctx.cancel.clone(), ctx.max_image_pixels);
         let out = tokio::task::spawn_blocking(move || {
-            let img = image::load_from_memory(&bytes).map_err(|e| {
-                GenerateError::Permanent(format!("The input is not a readable image: {e}"))
-            })?;
+            let _memory = memory;
+            let mut img = imaging::decode_rgb(&bytes, max_pixels)?;
+            drop(bytes);
             let img = match filter {
-                ImageFilter::Grayscale => image::DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8(),
+                ImageFilter::Grayscale => {
+                    imaging::map_pixels(&mut img, &cancel, |p| {
+                        let [r, g, b] = p.0.map(f64::from);
+                        let l = (0.299 * r + 0.587 * g + 0.114 * b).round() as u8;
+                        Rgb([l, l, l])
+                    })?;
+                    img
+                }
                 ImageFilter::Invert => {
-                    let mut i = img.to_rgb8();
-                    image::imageops::invert(&mut i);
-                    i
+                    imaging::map_pixels(&mut img, &cancel, |p| Rgb(p.0.map(|c| 255 - c)))?;
+                    img
                 }
                 ImageFilter::Sepia => {
-                    let mut i = img.to_rgb8();
-                    for p in i.pixels_mut() {
+                    imaging::map_pixels(&mut img, &cancel, |p| {
                         let [r, g, b] = p.0.map(f64::from);
-                        *p = Rgb([
+                        Rgb([
                             (0.393 * r + 0.769 * g + 0.189 * b).min(255.0) as u8,
                             (0.349 * r + 0.686 * g + 0.168 * b).min(255.0) as u8,
                             (0.272 * r + 0.534 * g + 0.131 * b).min(255.0) as u8,
-                        ]);
-                    }
-                    i
+                        ])
+                    })?;
+                    img
                 }
-                ImageFilter::Blur => image::imageops::blur(&img.to_rgb8(), 3.0),
-                ImageFilter::Pixelate => {
-                    let i = img.to_rgb8();
-                    let (w, h) = i.dimensions();
-                    let small = image::imageops::resize(
-                        &i,
-                        (w / 16).max(1),
-                        (h / 16).max(1),
-                        image::imageops::FilterType::Nearest,
-                    );
-                    image::imageops::resize(&small, w, h, image::imageops::FilterType::Nearest)
-                }
+                ImageFilter::Blur => imaging::blur(img, 3.0, &cancel)?,
+                ImageFilter::Pixelate => imaging::pixelate(img, 16, &cancel)?,
             };
-            let (w, h) = img.dimensions();
-            let (nw, nh) = (
-                ((f64::from(w) * scale).round() as u32).clamp(1, 8192),
-                ((f64::from(h) * scale).round() as u32).clamp(1, 8192),
-            );
-            let img = if (nw, nh) == (w, h) {
+            let img = if (nw, nh) == img.dimensions() {
                 img
             } else {
-                image::imageops::resize(&img, nw, nh, image::imageops::FilterType::Triangle)
+                imaging::resize(&img, nw, nh, &cancel)?
             };
-            Ok::<_, GenerateError>((encode_png(&img)?, nw, nh))
+            if cancel.is_cancelled() {
+                return Err(GenerateError::Cancelled);
+            }
+            encode_png(&img)
         })
         .await
         .map_err(|e| GenerateError::Permanent(format!("filter stopped: {e}")))??;
         ctx.progress.report(90.0, Some("Filtered".into())).await;
-        let (bytes, w, h) = out;
         Ok(Output {
-            bytes,
+            bytes: out,
             extension: "png".into(),
             content_type: "image/png".into(),
             metadata: meta(&[
                 ("format", json!("png")),
-                ("width", json!(w)),
-                ("height", json!(h)),
+                ("width", json!(nw)),
+                ("height", json!(nh)),
             ]),
         })
     }

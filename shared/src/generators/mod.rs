@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod imaging;
 pub mod local;
 pub mod run;
 pub mod schema;

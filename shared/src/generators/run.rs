@@ -54,10 +54,70 @@ pub struct InputArtifact {
 
 pub struct Context<'a> {
     pub progress: &'a dyn Progress,
+    /// Cancelled when the job is cancelled, times out or loses its claim; CPU-heavy work on
+    /// blocking threads checks it often.
     pub cancel: CancellationToken,
     /// Resolved artifact inputs by field name.
     pub inputs: HashMap<String, Vec<InputArtifact>>,
     pub storage: Arc<dyn Storage>,
+    /// The worker's memory budget: reserve before allocating large buffers.
+    pub memory: Arc<MemoryBudget>,
+    /// Largest image (pixels) decoded or produced.
+    pub max_image_pixels: u64,
+}
+
+/// Memory shared by the jobs of one worker, in MiB permits: a job reserves what its large
+/// buffers will need before it allocates them and waits while others hold the rest, so
+/// concurrent jobs never add up past the budget.
+pub struct MemoryBudget {
+    permits: Arc<tokio::sync::Semaphore>,
+    total_mib: u32,
+}
+
+/// Memory reserved by a job; returned when dropped. Owned, so it can move into the blocking
+/// closure that uses the memory: work that outlives its job (a timed-out future is dropped,
+/// its blocking thread is not) keeps its share until it really stops.
+pub struct MemoryReservation {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl MemoryBudget {
+    pub fn new(total_mib: u32) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(total_mib as usize)),
+            total_mib,
+        }
+    }
+
+    /// MiB not reserved right now.
+    pub fn available_mib(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    /// Reserves `bytes` (rounded up to MiB), waiting for other jobs to return theirs; a job
+    /// that needs more than the whole budget fails at once, and a cancelled one stops waiting.
+    pub async fn reserve(
+        &self,
+        bytes: u64,
+        cancel: &CancellationToken,
+    ) -> Result<MemoryReservation, GenerateError> {
+        let mib = bytes.div_ceil(MIB).max(1);
+        if mib > u64::from(self.total_mib) {
+            return Err(GenerateError::Invalid(format!(
+                "this job needs about {mib} MiB of memory, more than the worker's budget of {} MiB",
+                self.total_mib
+            )));
+        }
+        tokio::select! {
+            permit = self.permits.clone().acquire_many_owned(mib as u32) => match permit {
+                Ok(p) => Ok(MemoryReservation { _permit: p }),
+                Err(_) => Err(GenerateError::Transient("the worker is shutting down".into())),
+            },
+            _ = cancel.cancelled() => Err(GenerateError::Cancelled),
+        }
+    }
 }
 
 impl Context<'_> {

@@ -574,3 +574,90 @@ async fn quorum_queues_are_declared_when_configured() {
     assert!(classic.is_err());
     boards_shared::testing::delete_topology(&config, &["default"]);
 }
+
+#[tokio::test]
+async fn hostile_image_filters_leave_the_worker_within_its_memory_budget() {
+    const BUDGET_MB: u64 = 256;
+    let s = stack_with(&[
+        ("BOARDS_WORKER_MEMORY_BUDGET_MB", BUDGET_MB.to_string()),
+        ("BOARDS_WORKER_CONCURRENCY", "4".into()),
+    ])
+    .await;
+    let worker = s.spawn_worker();
+    let board = s.board().await;
+    let create = |params: Value| {
+        let (s, board) = (&s, &board);
+        async move {
+            let d = s
+                .gql(
+                    "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }",
+                    json!({"i": {"boardId": board, "generatorName": params["g"], "artifactType": "IMAGE",
+                        "inputParams": params["p"]}}),
+                )
+                .await;
+            d["createGeneration"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    // The largest picture local-image draws, in noise (it compresses badly).
+    let source = create(json!({"g": "local-image", "p": {"prompt": "noise", "width": 2048, "height": 2048, "style": "noise"}})).await;
+    s.wait_all(
+        std::slice::from_ref(&source),
+        "COMPLETED",
+        Duration::from_secs(120),
+    )
+    .await;
+    let pid = worker.0.id();
+    let idle = boards_shared::testing::rss_kib(pid);
+
+    // Four filters whose output would be 8192² (refused from the header, before decoding) and
+    // four that fit only one at a time into the budget.
+    let mut too_big = vec![];
+    let mut fitting = vec![];
+    for _ in 0..4 {
+        too_big.push(create(json!({"g": "local-image-filter", "p": {"image": source, "filter": "blur", "scale": 4}})).await);
+        fitting.push(create(json!({"g": "local-image-filter", "p": {"image": source, "filter": "invert", "scale": 1.8}})).await);
+    }
+    let mut peak = idle;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        peak = peak.max(boards_shared::testing::rss_kib(pid));
+        let all: Vec<String> = too_big.iter().chain(&fitting).cloned().collect();
+        let statuses = s.statuses(&all).await;
+        if statuses
+            .iter()
+            .all(|st| st == "COMPLETED" || st == "FAILED")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "filters did not finish: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(s
+        .statuses(&fitting)
+        .await
+        .iter()
+        .all(|st| st == "COMPLETED"));
+    for id in &too_big {
+        let g = s
+            .gql(
+                "query($id: UUID!) { generation(id: $id) { status errorMessage } }",
+                json!({"id": id}),
+            )
+            .await["generation"]
+            .clone();
+        assert_eq!(g["status"], "FAILED");
+        assert!(
+            g["errorMessage"].as_str().unwrap().contains("8192×8192"),
+            "{g}"
+        );
+    }
+    eprintln!("worker RSS: idle {idle} KiB, peak {peak} KiB (budget {BUDGET_MB} MiB)");
+    assert!(
+        peak.saturating_sub(idle) <= BUDGET_MB * 1024,
+        "worker grew from {idle} KiB to {peak} KiB, past its {BUDGET_MB} MiB budget"
+    );
+    signal(&worker, "-TERM");
+}
