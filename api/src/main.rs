@@ -48,7 +48,8 @@ async fn main() -> ExitCode {
     for key in config::unknown_env_keys(&env) {
         warn!(logger, "unknown configuration variable ignored"; "variable" => key);
     }
-    info!(logger, "configuration"; "effective" => config.redacted().to_string());
+    // Once per process, before the subcommand runs: one record, one field per key.
+    info!(logger, "configuration"; logging::Fields(config.log_fields()));
 
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => boards_shared::db::run_migrations(config.database.url.expose())
