@@ -137,11 +137,13 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(config.api.max_body_bytes))
+                .wrap(from_fn(middleware::body_deadline))
                 .wrap(from_fn(middleware::tenant_header))
                 .wrap(from_fn(middleware::access_log))
                 .wrap(cors(&config.api.cors_origins))
                 .configure(routes)
         })
+        .client_request_timeout(Duration::from_secs(config.api.header_timeout_seconds))
         .shutdown_timeout(30)
         .listen(listener)?;
         if config.api.workers > 0 {

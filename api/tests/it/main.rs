@@ -19,6 +19,7 @@ mod pipeline;
 mod privacy;
 mod queries;
 mod sdl;
+mod slow_clients;
 mod storage;
 mod tags;
 mod transport;
