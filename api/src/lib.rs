@@ -144,6 +144,9 @@ impl Application {
                 .configure(routes)
         })
         .client_request_timeout(Duration::from_secs(config.api.header_timeout_seconds))
+        // A client that closes its side is gone (as the original's uvicorn treated it): its
+        // progress stream ends at once, freeing its place, instead of at the next keep-alive.
+        .h1_allow_half_closed(false)
         .shutdown_timeout(30)
         .listen(listener)?;
         if config.api.workers > 0 {

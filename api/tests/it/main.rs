@@ -20,6 +20,7 @@ mod privacy;
 mod queries;
 mod sdl;
 mod slow_clients;
+mod sse_access;
 mod storage;
 mod tags;
 mod transport;
