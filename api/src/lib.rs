@@ -34,6 +34,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// Stops the background tasks (relay, progress subscription) when the server stops.
     background: tokio_util::sync::CancellationToken,
+    /// Cancelled to stop the server: progress streams end, then in-flight requests finish.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Application {
@@ -95,7 +97,8 @@ impl Application {
         let (relay, relay_handle) =
             boards_shared::relay::Relay::new(&config, relay_pool, metrics.clone(), logger.clone());
         tokio::spawn(relay.run(background.clone()));
-        let sse = Arc::new(sse::SseHub::default());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let sse = Arc::new(sse::SseHub::new(shutdown.clone()));
         tokio::spawn(sse.clone().run(
             config.redis.url.expose().to_string(),
             config.redis.channel_prefix.clone(),
@@ -148,6 +151,9 @@ impl Application {
         // progress stream ends at once, freeing its place, instead of at the next keep-alive.
         .h1_allow_half_closed(false)
         .shutdown_timeout(30)
+        // Our own stop signal instead of actix's signal handling: progress streams must end
+        // first (they would otherwise hold the graceful shutdown for its whole 30 s).
+        .shutdown_signal(shutdown.clone().cancelled_owned())
         .listen(listener)?;
         if config.api.workers > 0 {
             server = server.workers(config.api.workers);
@@ -159,6 +165,7 @@ impl Application {
             server: server.run(),
             state,
             background,
+            shutdown,
         })
     }
 
@@ -170,11 +177,59 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Cancelling this token stops the server gracefully: every progress stream sends its last
+    /// frame and ends, idle connections close, in-flight requests finish (up to 30 s), and
+    /// [`run_until_stopped`](Self::run_until_stopped) returns.
+    pub fn stop_handle(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the [stop handle](Self::stop_handle) is cancelled, then drains in-flight
+    /// requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.background.cancel();
         result
+    }
+
+    /// Serves until `signal` resolves (`main` passes [`shutdown_signal`]), then stops gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + 'static,
+    ) -> std::io::Result<()> {
+        let stop = self.stop_handle();
+        let logger = self.state.logger.clone();
+        let on_signal = logger.clone();
+        actix_web::rt::spawn(async move {
+            signal.await;
+            info!(
+                on_signal,
+                "shutting down: ending progress streams, finishing requests"
+            );
+            stop.cancel();
+        });
+        let result = self.run_until_stopped().await;
+        info!(logger, "API stopped");
+        result
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT. The SIGTERM handler is installed when this is called (not
+/// when the future is first polled), so call it before building the application: a SIGTERM
+/// that arrives during startup then stops the server cleanly once it runs.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

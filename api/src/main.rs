@@ -55,10 +55,13 @@ async fn main() -> ExitCode {
         Command::Migrate => boards_shared::db::run_migrations(config.database.url.expose())
             .await
             .map(|applied| info!(logger, "migrations applied"; "count" => applied.len(), "names" => applied.join(","))),
-        Command::Serve => match Application::build(config, logger.clone()).await {
-            Ok(app) => app.run_until_stopped().await.map_err(Into::into),
-            Err(e) => Err(e),
-        },
+        Command::Serve => {
+            let signal = boards_api::shutdown_signal();
+            match Application::build(config, logger.clone()).await {
+                Ok(app) => app.run_until(signal).await.map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        }
         Command::PrintSchema => Ok(()),
     };
     match result {

@@ -1,8 +1,8 @@
 //! The progress relay: **one** Redis pattern subscription per process (`{prefix}job:*:progress`)
 //! fanned out to Server-Sent Event clients through per-generation broadcast channels; the
-//! bookkeeping of open streams (a cap per user); and the signal that ends streams early:
+//! bookkeeping of open streams (a cap per user); and the signals that end streams early:
 //! a board whose access rules changed (this process, or another replica through
-//! `{prefix}boards:access`).
+//! `{prefix}boards:access`) and the server's shutdown.
 
 use std::{
     collections::HashMap,
@@ -17,7 +17,7 @@ use boards_shared::progress;
 use futures::StreamExt as _;
 use slog::{info, warn, Logger};
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
 
 use crate::state::AppState;
@@ -40,13 +40,15 @@ pub struct SseHub {
     access: broadcast::Sender<Uuid>,
     /// Open streams per user, for `api.sse_max_streams_per_user`.
     open: Mutex<HashMap<Uuid, usize>>,
+    /// Cancelled when the server shuts down: every stream sends a last comment and ends.
+    shutdown: CancellationToken,
     /// This process on the access channel (its own messages were already delivered locally).
     origin: Uuid,
 }
 
 impl Default for SseHub {
     fn default() -> Self {
-        Self::new()
+        Self::new(CancellationToken::new())
     }
 }
 
@@ -70,12 +72,14 @@ impl Drop for StreamSlot {
 }
 
 impl SseHub {
-    pub fn new() -> Self {
+    /// A hub whose streams end when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Self {
         Self {
             channels: Mutex::default(),
             redis_up: AtomicBool::default(),
             access: broadcast::channel(ACCESS_BUFFER).0,
             open: Mutex::default(),
+            shutdown,
             origin: Uuid::new_v4(),
         }
     }
@@ -97,6 +101,11 @@ impl SseHub {
     /// Boards whose access rules changed, as they are announced.
     pub fn access_changes(&self) -> broadcast::Receiver<Uuid> {
         self.access.subscribe()
+    }
+
+    /// Resolves when the server starts shutting down.
+    pub fn shutting_down(&self) -> WaitForCancellationFuture<'_> {
+        self.shutdown.cancelled()
     }
 
     pub fn subscribe(&self, id: Uuid) -> broadcast::Receiver<Arc<str>> {

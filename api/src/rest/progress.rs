@@ -4,7 +4,7 @@
 //! it polls the row instead. A generation the caller cannot read is answered like an unknown
 //! one (404). An open stream re-checks the caller's access when its board's access changes
 //! (and every `api.sse_access_recheck_seconds`) and ends with `: access revoked` once it is
-//! gone.
+//! gone; on shutdown every stream ends with `: server shutting down` and `retry: 1000`.
 
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ const POLL: Duration = Duration::from_secs(1);
 /// The last frame of a stream whose caller lost access to the generation's board (a comment:
 /// clients ignore it; the Boards client sees the stream end without a terminal status).
 const ACCESS_REVOKED: &[u8] = b": access revoked\n\n";
+/// The last frame when the server shuts down: a comment, and `retry:` so that an EventSource
+/// reconnects (to another replica) after a second, continuing from `Last-Event-ID`.
+const SHUTTING_DOWN: &[u8] = b": server shutting down, reconnect\nretry: 1000\n\n";
 
 fn snapshot(g: &Generation) -> ProgressEvent {
     let message = match g.status.as_str() {
@@ -201,6 +204,11 @@ pub async fn stream(
                     Err(RecvError::Closed) => access_feed = false,
                 },
                 _ = recheck.tick() => check_access = true,
+                _ = state.sse.shutting_down() => {
+                    // Best-effort: a client that does not read gets no last frame.
+                    let _ = tx.try_send(Bytes::from_static(SHUTTING_DOWN));
+                    open = false;
+                }
                 _ = tx.closed() => open = false,
             }
             if check_access && open {

@@ -17,6 +17,7 @@ mod not_found;
 mod nul;
 mod pipeline;
 mod privacy;
+mod process;
 mod queries;
 mod sdl;
 mod slow_clients;

@@ -238,6 +238,7 @@ async fn another_api_process_ends_its_streams_when_told_through_redis() {
     let replica = Application::build(config, test_logger()).await.unwrap();
     let replica_base = format!("http://127.0.0.1:{}", replica.port());
     let replica_state = replica.state();
+    let stop = replica.stop_handle();
     tokio::spawn(replica.run_until_stopped());
     let deadline = tokio::time::Instant::now() + WITHIN;
     while !replica_state.sse.redis_up() {
@@ -254,6 +255,7 @@ async fn another_api_process_ends_its_streams_when_told_through_redis() {
 
     let text = bobs.ended(WITHIN).await;
     assert!(text.ends_with(": access revoked\n\n"), "{text}");
+    stop.cancel();
 }
 
 #[tokio::test]
