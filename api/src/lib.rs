@@ -14,7 +14,10 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_cors::Cors;
 use actix_web::{
-    dev::Server, http::header, middleware::from_fn, web, App, HttpResponse, HttpServer,
+    dev::Server,
+    http::header,
+    middleware::{from_fn, Condition},
+    web, App, HttpResponse, HttpServer,
 };
 use anyhow::Context as _;
 use boards_shared::{
@@ -110,6 +113,19 @@ impl Application {
             &config.storage.local_public_url_base,
             config.storage.max_file_size,
         ));
+        let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
+            .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
+        let metrics_listener = match config.api.metrics_address.as_str() {
+            "" => None,
+            address => Some(
+                TcpListener::bind(address)
+                    .with_context(|| format!("binding the metrics address {address}"))?,
+            ),
+        };
+        let metrics_address = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let state = web::Data::new(AppState {
             config: config.clone(),
             pool,
@@ -129,10 +145,9 @@ impl Application {
             sse,
             storage,
             metrics,
+            metrics_address,
         });
 
-        let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
-            .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -142,6 +157,10 @@ impl Application {
                 .app_data(web::PayloadConfig::new(config.api.max_body_bytes))
                 .wrap(from_fn(middleware::body_deadline))
                 .wrap(from_fn(middleware::tenant_header))
+                .wrap(Condition::new(
+                    app_state.metrics_address.is_some(),
+                    from_fn(middleware::metrics_listener),
+                ))
                 .wrap(from_fn(middleware::access_log))
                 .wrap(cors(&config.api.cors_origins))
                 .configure(routes)
@@ -155,10 +174,14 @@ impl Application {
         // first (they would otherwise hold the graceful shutdown for its whole 30 s).
         .shutdown_signal(shutdown.clone().cancelled_owned())
         .listen(listener)?;
+        if let Some(listener) = metrics_listener {
+            server = server.listen(listener)?;
+        }
         if config.api.workers > 0 {
             server = server.workers(config.api.workers);
         }
         info!(logger, "API listening"; "address" => format!("{}:{}", config.api.host, port),
+            "metrics" => metrics_address.map_or_else(|| "on the API port".to_string(), |a| a.to_string()),
             "graphiql" => format!("http://{}:{}/graphql", display_host(&config.api.host), port));
         Ok(Self {
             port,

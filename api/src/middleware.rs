@@ -127,6 +127,26 @@ pub async fn tenant_header(
     Ok(res)
 }
 
+/// With `api.metrics_address` set, `/metrics` is served on that listener only, and that
+/// listener serves nothing else (404 either way, like an unknown route).
+pub async fn metrics_listener(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let address = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.metrics_address);
+    if let Some(address) = address {
+        let on_metrics_listener = req.app_config().local_addr() == address;
+        if on_metrics_listener != (req.path() == "/metrics") {
+            return Ok(
+                req.into_response(HttpResponse::NotFound().json(json!({"detail": "Not Found"})))
+            );
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
 /// A request body that must end before a deadline; past it, the stream fails (once) and
 /// records that it expired.
 struct Deadline {
