@@ -222,7 +222,7 @@ pub async fn stream(
                     }
                     // Keep streaming: the next check decides.
                     Err(e) => warn!(state.logger, "progress stream could not re-check access";
-                        "generation_id" => %id, "error" => %e),
+                        "generation_id" => %id, "error" => ?e),
                 }
             }
         }
