@@ -14,7 +14,10 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_cors::Cors;
 use actix_web::{
-    dev::Server, http::header, middleware::from_fn, web, App, HttpResponse, HttpServer,
+    dev::Server,
+    http::header,
+    middleware::{from_fn, Condition},
+    web, App, HttpResponse, HttpServer,
 };
 use anyhow::Context as _;
 use boards_shared::{
@@ -34,6 +37,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// Stops the background tasks (relay, progress subscription) when the server stops.
     background: tokio_util::sync::CancellationToken,
+    /// Cancelled to stop the server: progress streams end, then in-flight requests finish.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Application {
@@ -95,7 +100,8 @@ impl Application {
         let (relay, relay_handle) =
             boards_shared::relay::Relay::new(&config, relay_pool, metrics.clone(), logger.clone());
         tokio::spawn(relay.run(background.clone()));
-        let sse = Arc::new(sse::SseHub::default());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let sse = Arc::new(sse::SseHub::new(shutdown.clone()));
         tokio::spawn(sse.clone().run(
             config.redis.url.expose().to_string(),
             config.redis.channel_prefix.clone(),
@@ -107,6 +113,19 @@ impl Application {
             &config.storage.local_public_url_base,
             config.storage.max_file_size,
         ));
+        let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
+            .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
+        let metrics_listener = match config.api.metrics_address.as_str() {
+            "" => None,
+            address => Some(
+                TcpListener::bind(address)
+                    .with_context(|| format!("binding the metrics address {address}"))?,
+            ),
+        };
+        let metrics_address = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let state = web::Data::new(AppState {
             config: config.clone(),
             pool,
@@ -126,10 +145,9 @@ impl Application {
             sse,
             storage,
             metrics,
+            metrics_address,
         });
 
-        let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
-            .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -137,23 +155,40 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(config.api.max_body_bytes))
+                .wrap(from_fn(middleware::body_deadline))
                 .wrap(from_fn(middleware::tenant_header))
+                .wrap(Condition::new(
+                    app_state.metrics_address.is_some(),
+                    from_fn(middleware::metrics_listener),
+                ))
                 .wrap(from_fn(middleware::access_log))
                 .wrap(cors(&config.api.cors_origins))
                 .configure(routes)
         })
+        .client_request_timeout(Duration::from_secs(config.api.header_timeout_seconds))
+        // A client that closes its side is gone (as the original's uvicorn treated it): its
+        // progress stream ends at once, freeing its place, instead of at the next keep-alive.
+        .h1_allow_half_closed(false)
         .shutdown_timeout(30)
+        // Our own stop signal instead of actix's signal handling: progress streams must end
+        // first (they would otherwise hold the graceful shutdown for its whole 30 s).
+        .shutdown_signal(shutdown.clone().cancelled_owned())
         .listen(listener)?;
+        if let Some(listener) = metrics_listener {
+            server = server.listen(listener)?;
+        }
         if config.api.workers > 0 {
             server = server.workers(config.api.workers);
         }
         info!(logger, "API listening"; "address" => format!("{}:{}", config.api.host, port),
+            "metrics" => metrics_address.map_or_else(|| "on the API port".to_string(), |a| a.to_string()),
             "graphiql" => format!("http://{}:{}/graphql", display_host(&config.api.host), port));
         Ok(Self {
             port,
             server: server.run(),
             state,
             background,
+            shutdown,
         })
     }
 
@@ -165,11 +200,59 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Cancelling this token stops the server gracefully: every progress stream sends its last
+    /// frame and ends, idle connections close, in-flight requests finish (up to 30 s), and
+    /// [`run_until_stopped`](Self::run_until_stopped) returns.
+    pub fn stop_handle(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the [stop handle](Self::stop_handle) is cancelled, then drains in-flight
+    /// requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.background.cancel();
         result
+    }
+
+    /// Serves until `signal` resolves (`main` passes [`shutdown_signal`]), then stops gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()> + 'static,
+    ) -> std::io::Result<()> {
+        let stop = self.stop_handle();
+        let logger = self.state.logger.clone();
+        let on_signal = logger.clone();
+        actix_web::rt::spawn(async move {
+            signal.await;
+            info!(
+                on_signal,
+                "shutting down: ending progress streams, finishing requests"
+            );
+            stop.cancel();
+        });
+        let result = self.run_until_stopped().await;
+        info!(logger, "API stopped");
+        result
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT. The SIGTERM handler is installed when this is called (not
+/// when the future is first polled), so call it before building the application: a SIGTERM
+/// that arrives during startup then stops the server cleanly once it runs.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

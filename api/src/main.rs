@@ -48,16 +48,20 @@ async fn main() -> ExitCode {
     for key in config::unknown_env_keys(&env) {
         warn!(logger, "unknown configuration variable ignored"; "variable" => key);
     }
-    info!(logger, "configuration"; "effective" => config.redacted().to_string());
+    // Once per process, before the subcommand runs: one record, one field per key.
+    info!(logger, "configuration"; logging::Fields(config.log_fields()));
 
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => boards_shared::db::run_migrations(config.database.url.expose())
             .await
             .map(|applied| info!(logger, "migrations applied"; "count" => applied.len(), "names" => applied.join(","))),
-        Command::Serve => match Application::build(config, logger.clone()).await {
-            Ok(app) => app.run_until_stopped().await.map_err(Into::into),
-            Err(e) => Err(e),
-        },
+        Command::Serve => {
+            let signal = boards_api::shutdown_signal();
+            match Application::build(config, logger.clone()).await {
+                Ok(app) => app.run_until(signal).await.map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        }
         Command::PrintSchema => Ok(()),
     };
     match result {

@@ -1,14 +1,26 @@
-//! Request ids, one access-log line per request, and the multi-tenant header rules.
+//! Request ids, one access-log line per request, the multi-tenant header rules, and the
+//! deadline of request bodies.
 
-use std::time::Instant;
+use std::{
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    error::PayloadError,
     http::header::{HeaderName, HeaderValue},
     middleware::Next,
     web, HttpMessage, HttpResponse,
 };
+use bytes::Bytes;
+use futures::{Future as _, Stream};
 use serde_json::json;
 use slog::info;
 
@@ -113,4 +125,93 @@ pub async fn tenant_header(
         }
     }
     Ok(res)
+}
+
+/// With `api.metrics_address` set, `/metrics` is served on that listener only, and that
+/// listener serves nothing else (404 either way, like an unknown route).
+pub async fn metrics_listener(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let address = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.metrics_address);
+    if let Some(address) = address {
+        let on_metrics_listener = req.app_config().local_addr() == address;
+        if on_metrics_listener != (req.path() == "/metrics") {
+            return Ok(
+                req.into_response(HttpResponse::NotFound().json(json!({"detail": "Not Found"})))
+            );
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// A request body that must end before a deadline; past it, the stream fails (once) and
+/// records that it expired.
+struct Deadline {
+    inner: Payload,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl Stream for Deadline {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            self.expired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request body timed out",
+            )))));
+        }
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            self.done = true;
+        }
+        polled
+    }
+}
+
+/// The whole request body must arrive within `api.body_timeout_seconds` of the request head
+/// (actix bounds only the head). A body that stalls fails its handler's read; the answer is
+/// then replaced by `408` and the connection is closed, whatever the handler made of the error.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| Duration::from_secs(s.config.api.body_timeout_seconds));
+    let payload = req.take_payload();
+    let Some(timeout) = timeout.filter(|_| !matches!(payload, Payload::None)) else {
+        req.set_payload(payload);
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let expired = Arc::new(AtomicBool::new(false));
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(Deadline {
+            inner: payload,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            expired: expired.clone(),
+            done: false,
+        }),
+    });
+    let result = next.call(req).await;
+    if !expired.load(Ordering::Relaxed) {
+        return Ok(result?.map_into_boxed_body());
+    }
+    let response = HttpResponse::RequestTimeout()
+        .force_close()
+        .json(json!({"detail": "Request body timed out", "code": "REQUEST_TIMEOUT"}));
+    match result {
+        Ok(res) => Ok(res.into_response(response)),
+        Err(e) => Err(actix_web::error::InternalError::from_response(e, response).into()),
+    }
 }

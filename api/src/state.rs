@@ -47,4 +47,6 @@ pub struct AppState {
     pub storage: Arc<LocalStorage>,
     /// Prometheus metrics of this process.
     pub metrics: Arc<Metrics>,
+    /// The listener that alone serves `/metrics`, when `api.metrics_address` is set.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }

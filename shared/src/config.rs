@@ -59,7 +59,8 @@ pub struct Config {
 pub struct StorageConfig {
     /// Directory of the local provider.
     pub local_base_path: String,
-    /// Public base of stored URLs (the API serves `/api/storage/{key}`).
+    /// Public base of stored URLs (the API serves `/api/storage/{key}`). Empty = derived from
+    /// the API's own address when loading: `http://{api.host}:{api.port}/api/storage`.
     pub local_public_url_base: String,
     /// Largest artifact stored, in bytes.
     pub max_file_size: u64,
@@ -101,6 +102,18 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Number of actix worker threads (0 = one per core).
     pub workers: usize,
+    /// Longest wait for a request's head (headers) on a new connection; then 408 and close.
+    pub header_timeout_seconds: u64,
+    /// The whole request body must arrive within this many seconds of its head; else 408
+    /// and the connection is closed.
+    pub body_timeout_seconds: u64,
+    /// `host:port` serving `/metrics` alone; empty = `/metrics` on the main port.
+    pub metrics_address: String,
+    /// Progress streams one user may hold open per API process (429 beyond).
+    pub sse_max_streams_per_user: usize,
+    /// Safety-net interval at which open progress streams re-check the caller's access (they
+    /// also re-check at once when a board's members or visibility change).
+    pub sse_access_recheck_seconds: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -223,6 +236,8 @@ pub struct WorkerConfig {
     pub memory_budget_mb: u32,
     /// Largest image, in pixels, a local generator decodes or produces.
     pub max_image_pixels: u64,
+    /// `host:port` serving the worker's `/metrics` alone; empty = on the health port.
+    pub metrics_address: String,
 }
 
 impl Default for Config {
@@ -236,6 +251,11 @@ impl Default for Config {
                 cors_origins: vec!["http://localhost:3033".into()],
                 max_body_bytes: 1024 * 1024,
                 workers: 0,
+                header_timeout_seconds: 5,
+                body_timeout_seconds: 30,
+                metrics_address: String::new(),
+                sse_max_streams_per_user: 20,
+                sse_access_recheck_seconds: 30,
             },
             database: DatabaseConfig {
                 url: Secret::new("postgres://postgres@127.0.0.1:5432/boards"),
@@ -288,18 +308,19 @@ impl Default for Config {
                 format: "auto".into(),
             },
             worker: WorkerConfig {
-                health_host: "0.0.0.0".into(),
+                health_host: "127.0.0.1".into(),
                 health_port: 8081,
                 concurrency: 8,
                 pools: vec!["default".into()],
                 shutdown_grace_seconds: 30,
                 memory_budget_mb: 1024,
                 max_image_pixels: 40_000_000,
+                metrics_address: String::new(),
             },
             generators: GeneratorsConfig::default(),
             storage: StorageConfig {
                 local_base_path: "/tmp/boards/storage".into(),
-                local_public_url_base: "http://localhost:8088/api/storage".into(),
+                local_public_url_base: String::new(),
                 max_file_size: 100 * 1024 * 1024,
             },
             jobs: JobsConfig {
@@ -359,6 +380,27 @@ pub const ENV_KEYS: &[EnvKey] = &[
     key("BOARDS_CORS_ORIGINS", "api.cors_origins", Kind::List),
     key("BOARDS_MAX_BODY_BYTES", "api.max_body_bytes", Kind::Int),
     key("BOARDS_API_WORKERS", "api.workers", Kind::Int),
+    key(
+        "BOARDS_API_HEADER_TIMEOUT_SECONDS",
+        "api.header_timeout_seconds",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_API_BODY_TIMEOUT_SECONDS",
+        "api.body_timeout_seconds",
+        Kind::Int,
+    ),
+    key("BOARDS_METRICS_ADDRESS", "api.metrics_address", Kind::Str),
+    key(
+        "BOARDS_SSE_MAX_STREAMS_PER_USER",
+        "api.sse_max_streams_per_user",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_SSE_ACCESS_RECHECK_SECONDS",
+        "api.sse_access_recheck_seconds",
+        Kind::Int,
+    ),
     EnvKey {
         env: "BOARDS_DATABASE_URL",
         aliases: &["DATABASE_URL"],
@@ -522,6 +564,11 @@ pub const ENV_KEYS: &[EnvKey] = &[
         Kind::Int,
     ),
     key(
+        "BOARDS_WORKER_METRICS_ADDRESS",
+        "worker.metrics_address",
+        Kind::Str,
+    ),
+    key(
         "BOARDS_STORAGE_LOCAL_BASE_PATH",
         "storage.local_base_path",
         Kind::Str,
@@ -597,10 +644,13 @@ impl Config {
             }
         }
 
-        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let path = e.path().to_string();
             ConfigError(format!("{}: {}", describe_path(&path), e.inner()))
         })?;
+        if config.storage.local_public_url_base.is_empty() {
+            config.storage.local_public_url_base = default_public_url_base(&config.api);
+        }
         config.validate(env)?;
         Ok(config)
     }
@@ -672,6 +722,35 @@ impl Config {
         }
         if self.worker.memory_budget_mb < 16 {
             return err("worker.memory_budget_mb", "must be at least 16");
+        }
+        for (path, value) in [
+            (
+                "api.header_timeout_seconds",
+                self.api.header_timeout_seconds,
+            ),
+            ("api.body_timeout_seconds", self.api.body_timeout_seconds),
+            (
+                "api.sse_access_recheck_seconds",
+                self.api.sse_access_recheck_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return err(path, "must be at least 1");
+            }
+        }
+        if self.api.sse_max_streams_per_user == 0 {
+            return err("api.sse_max_streams_per_user", "must be at least 1");
+        }
+        for (path, address) in [
+            ("api.metrics_address", &self.api.metrics_address),
+            ("worker.metrics_address", &self.worker.metrics_address),
+        ] {
+            if !address.is_empty() && address.parse::<std::net::SocketAddr>().is_err() {
+                return err(
+                    path,
+                    "expected host:port with an IP address (e.g. 127.0.0.1:9090), or empty",
+                );
+            }
         }
         if self.worker.concurrency == 0 {
             return err("worker.concurrency", "must be at least 1");
@@ -760,12 +839,41 @@ impl Config {
         tree
     }
 
+    /// The redacted configuration as one `(dotted key, value)` pair per key of [`ENV_KEYS`], in
+    /// their order: the fields of the startup log record.
+    pub fn log_fields(&self) -> Vec<(&'static str, Value)> {
+        let tree = self.redacted();
+        ENV_KEYS
+            .iter()
+            .map(|key| {
+                let value = key
+                    .path
+                    .split('.')
+                    .try_fold(&tree, |node, part| node.get(part))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                (key.path, value)
+            })
+            .collect()
+    }
+
     pub fn is_production(&self) -> bool {
         matches!(
             self.environment.to_ascii_lowercase().as_str(),
             "production" | "prod"
         )
     }
+}
+
+/// `http://{host}:{port}/api/storage`: where this API serves stored files, as a browser on the
+/// same machine reaches it (a wildcard bind address is shown as `localhost`).
+fn default_public_url_base(api: &ApiConfig) -> String {
+    let host = match api.host.as_str() {
+        "" | "0.0.0.0" | "::" | "[::]" => "localhost".to_string(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    format!("http://{host}:{}/api/storage", api.port)
 }
 
 /// `BOARDS_*` variables present in `env` that no key knows (probably typos).
@@ -1146,6 +1254,144 @@ mod tests {
             ("postgres://u:p?ss@db/boards", "postgres://u:***@db/boards"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_public_storage_url_follows_the_api_address_unless_set() {
+        let c = Config::load_from(&env(&[])).unwrap();
+        assert_eq!(
+            c.storage.local_public_url_base,
+            "http://127.0.0.1:8088/api/storage"
+        );
+        let c = Config::load_from(&env(&[("BOARDS_API_PORT", "9100")])).unwrap();
+        assert_eq!(
+            c.storage.local_public_url_base,
+            "http://127.0.0.1:9100/api/storage"
+        );
+        for (host, shown) in [
+            ("0.0.0.0", "localhost"),
+            ("::", "localhost"),
+            ("::1", "[::1]"),
+            ("api.internal", "api.internal"),
+        ] {
+            let c = Config::load_from(&env(&[
+                ("BOARDS_API_HOST", host),
+                ("BOARDS_API_PORT", "8800"),
+            ]))
+            .unwrap();
+            assert_eq!(
+                c.storage.local_public_url_base,
+                format!("http://{shown}:8800/api/storage"),
+                "{host}"
+            );
+        }
+        let c = Config::load_from(&env(&[
+            ("BOARDS_API_PORT", "9100"),
+            (
+                "BOARDS_STORAGE_LOCAL_PUBLIC_URL_BASE",
+                "https://cdn.example.com/files",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.storage.local_public_url_base,
+            "https://cdn.example.com/files"
+        );
+    }
+
+    #[test]
+    fn the_worker_health_port_listens_on_loopback_by_default() {
+        let c = Config::load_from(&env(&[])).unwrap();
+        assert_eq!(c.worker.health_host, "127.0.0.1");
+        let c = Config::load_from(&env(&[("BOARDS_WORKER_HEALTH_HOST", "0.0.0.0")])).unwrap();
+        assert_eq!(c.worker.health_host, "0.0.0.0");
+    }
+
+    #[test]
+    fn metrics_addresses_must_be_socket_addresses() {
+        let c = Config::load_from(&env(&[
+            ("BOARDS_METRICS_ADDRESS", "127.0.0.1:9090"),
+            ("BOARDS_WORKER_METRICS_ADDRESS", "[::1]:9091"),
+        ]))
+        .unwrap();
+        assert_eq!(c.api.metrics_address, "127.0.0.1:9090");
+        assert_eq!(c.worker.metrics_address, "[::1]:9091");
+        let e = Config::load_from(&env(&[("BOARDS_METRICS_ADDRESS", "9090")])).unwrap_err();
+        assert!(e.to_string().contains("BOARDS_METRICS_ADDRESS"), "{e}");
+        let e =
+            Config::load_from(&env(&[("BOARDS_WORKER_METRICS_ADDRESS", "metrics:x")])).unwrap_err();
+        assert!(
+            e.to_string().contains("BOARDS_WORKER_METRICS_ADDRESS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_timeouts_and_stream_caps_are_refused() {
+        for key in [
+            "BOARDS_API_HEADER_TIMEOUT_SECONDS",
+            "BOARDS_API_BODY_TIMEOUT_SECONDS",
+            "BOARDS_SSE_MAX_STREAMS_PER_USER",
+            "BOARDS_SSE_ACCESS_RECHECK_SECONDS",
+        ] {
+            let e = Config::load_from(&env(&[(key, "0")])).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn log_fields_are_one_dotted_key_per_configuration_field_with_secrets_redacted() {
+        let c = Config::load_from(&env(&[
+            (
+                "BOARDS_DATABASE_URL",
+                "postgres://boards:hunter2@db:5432/boards",
+            ),
+            ("BOARDS_JWT_SECRET", "topsecret"),
+            ("BOARDS_AUTH_CONFIG", r#"{"secret_key":"alsosecret"}"#),
+            ("BOARDS_API_PORT", "9100"),
+        ]))
+        .unwrap();
+        let fields = c.log_fields();
+        // Every leaf of the configuration is one field: nothing is missing, nothing is nested.
+        fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(map) if !ENV_KEYS.iter().any(|k| k.path == prefix) => {
+                    for (k, v) in map {
+                        let path = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        leaves(&path, v, out);
+                    }
+                }
+                _ => out.push(prefix.to_string()),
+            }
+        }
+        let mut expected = vec![];
+        leaves("", &serde_json::to_value(&c).unwrap(), &mut expected);
+        let mut keys: Vec<String> = fields.iter().map(|(k, _)| k.to_string()).collect();
+        expected.sort();
+        keys.sort();
+        assert_eq!(keys, expected);
+        let get = |key: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(get("api.port"), json!(9100));
+        assert_eq!(
+            get("database.url"),
+            json!("postgres://boards:***@db:5432/boards")
+        );
+        assert_eq!(get("auth.jwt_secret"), json!("[redacted]"));
+        assert_eq!(get("auth.config"), json!("[redacted]"));
+        let shown = format!("{fields:?}");
+        for secret in ["hunter2", "topsecret", "alsosecret"] {
+            assert!(!shown.contains(secret), "{shown}");
         }
     }
 

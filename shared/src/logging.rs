@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 
+use serde_json::Value;
 use slog::{o, Drain, Level, Logger};
 
 use crate::config::LogConfig;
@@ -37,6 +38,34 @@ pub fn build(config: &LogConfig, service: &'static str) -> Logger {
         .build()
         .fuse();
     Logger::root(drain, o!("service" => service))
+}
+
+/// Key/value pairs known only at run time (under static keys), logged as fields of one record:
+/// `info!(logger, "configuration"; Fields(config.log_fields()))`. Scalars keep their JSON type;
+/// lists and objects are written as compact JSON text.
+pub struct Fields(pub Vec<(&'static str, Value)>);
+
+impl slog::KV for Fields {
+    fn serialize(
+        &self,
+        _record: &slog::Record<'_>,
+        serializer: &mut dyn slog::Serializer,
+    ) -> slog::Result {
+        for (key, value) in &self.0 {
+            match value {
+                Value::Null => serializer.emit_none(key)?,
+                Value::Bool(b) => serializer.emit_bool(key, *b)?,
+                Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                    (Some(u), _) => serializer.emit_u64(key, u)?,
+                    (None, Some(i)) => serializer.emit_i64(key, i)?,
+                    _ => serializer.emit_f64(key, n.as_f64().unwrap_or_default())?,
+                },
+                Value::String(s) => serializer.emit_str(key, s)?,
+                other => serializer.emit_str(key, &other.to_string())?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A logger that drops everything (tests that do not care about logs).

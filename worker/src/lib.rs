@@ -35,6 +35,8 @@ pub use env::WorkerEnv;
 pub struct Worker {
     pub env: Arc<WorkerEnv>,
     pub health_port: u16,
+    /// The port serving `/metrics` alone, when `worker.metrics_address` is set.
+    pub metrics_port: Option<u16>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     health: actix_web::dev::ServerHandle,
@@ -92,7 +94,11 @@ impl Worker {
             broker: Default::default(),
             config,
         });
-        let (server, health_port) = health::server(env.clone())?;
+        let health::HealthServer {
+            server,
+            port: health_port,
+            metrics_port,
+        } = health::server(env.clone())?;
         let health = server.handle();
         let shutdown = CancellationToken::new();
         let tasks = vec![
@@ -108,6 +114,7 @@ impl Worker {
         Ok(Self {
             env,
             health_port,
+            metrics_port,
             shutdown,
             tasks,
             health,

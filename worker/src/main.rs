@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     for key in config::unknown_env_keys(&env) {
         warn!(logger, "unknown configuration variable ignored"; "variable" => key);
     }
-    info!(logger, "configuration"; "effective" => config.redacted().to_string());
+    info!(logger, "configuration"; logging::Fields(config.log_fields()));
     let loaded = match generators::config::load(
         config
             .generators

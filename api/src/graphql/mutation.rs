@@ -66,6 +66,7 @@ impl Mutation {
     async fn update_board(ctx: &Context, input: UpdateBoardInput) -> GqlResult<BoardObj> {
         let actor = ctx.actor("update a board")?;
         let mut conn = ctx.conn().await?;
+        let made_private = input.is_public == Some(false);
         let board = board_ops::update_board(
             &mut conn,
             &actor,
@@ -78,6 +79,9 @@ impl Mutation {
             },
         )
         .await?;
+        if made_private {
+            crate::sse::announce_access_change(&ctx.state, board.id);
+        }
         Ok(BoardObj(board))
     }
 
@@ -85,6 +89,7 @@ impl Mutation {
         let actor = ctx.actor("delete a board")?;
         let mut conn = ctx.conn().await?;
         board_ops::delete_board(&mut conn, &actor, id).await?;
+        crate::sse::announce_access_change(&ctx.state, id);
         Ok(OperationResult::SUCCESS)
     }
 
@@ -111,6 +116,7 @@ impl Mutation {
         let actor = ctx.actor("change a member's role")?;
         let mut conn = ctx.conn().await?;
         let member = members::update_member_role(&mut conn, &actor, id, role.into()).await?;
+        crate::sse::announce_access_change(&ctx.state, member.board_id);
         Ok(BoardMemberObj(member))
     }
 
@@ -118,7 +124,8 @@ impl Mutation {
     async fn remove_board_member(ctx: &Context, id: Uuid) -> GqlResult<OperationResult> {
         let actor = ctx.actor("remove a board member")?;
         let mut conn = ctx.conn().await?;
-        members::remove_member(&mut conn, &actor, id).await?;
+        let removed = members::remove_member(&mut conn, &actor, id).await?;
+        crate::sse::announce_access_change(&ctx.state, removed.board_id);
         Ok(OperationResult::SUCCESS)
     }
 

@@ -1,7 +1,10 @@
 //! `GET /api/sse/generations/{id}/progress` (contract §3.3, with the runtime's fixes): a
 //! snapshot of the row first, then live events as they arrive, `id:` on every event,
 //! `: keep-alive` every 15 s, and the end of the stream after a terminal event. Without Redis
-//! it polls the row instead.
+//! it polls the row instead. A generation the caller cannot read is answered like an unknown
+//! one (404). An open stream re-checks the caller's access when its board's access changes
+//! (and every `api.sse_access_recheck_seconds`) and ends with `: access revoked` once it is
+//! gone; on shutdown every stream ends with `: server shutting down` and `retry: 1000`.
 
 use std::time::Duration;
 
@@ -14,7 +17,8 @@ use boards_shared::{
     AppError,
 };
 use bytes::Bytes;
-use slog::warn;
+use serde_json::json;
+use slog::{info, warn};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use uuid::Uuid;
 
@@ -23,6 +27,12 @@ use crate::state::AppState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_secs(1);
+/// The last frame of a stream whose caller lost access to the generation's board (a comment:
+/// clients ignore it; the Boards client sees the stream end without a terminal status).
+const ACCESS_REVOKED: &[u8] = b": access revoked\n\n";
+/// The last frame when the server shuts down: a comment, and `retry:` so that an EventSource
+/// reconnects (to another replica) after a second, continuing from `Last-Event-ID`.
+const SHUTTING_DOWN: &[u8] = b": server shutting down, reconnect\nretry: 1000\n\n";
 
 fn snapshot(g: &Generation) -> ProgressEvent {
     let message = match g.status.as_str() {
@@ -54,6 +64,30 @@ async fn load(state: &AppState, id: Uuid) -> Result<Option<Generation>, AppError
     Ok(generations::find(&mut conn, id).await?)
 }
 
+/// The generation, when it exists and `user` may read its board.
+async fn readable(state: &AppState, id: Uuid, user: Uuid) -> Result<Option<Generation>, AppError> {
+    let mut conn = state.pool.get().await?;
+    let Some(generation) = generations::find(&mut conn, id).await? else {
+        return Ok(None);
+    };
+    let Some(board) =
+        boards_shared::db::models::boards::find(&mut conn, generation.board_id).await?
+    else {
+        return Ok(None);
+    };
+    let relation = access::relation(&mut conn, &board, Some(user)).await?;
+    Ok(access::can_read(&board, relation).then_some(generation))
+}
+
+fn too_many_streams(max: usize) -> HttpResponse {
+    HttpResponse::TooManyRequests().json(json!({
+        "detail": format!(
+            "Too many open progress streams: at most {max} per user. Close one and try again."
+        ),
+        "code": "TOO_MANY_REQUESTS",
+    }))
+}
+
 pub async fn stream(
     req: HttpRequest,
     path: web::Path<String>,
@@ -67,44 +101,34 @@ pub async fn stream(
     let Ok(id) = Uuid::parse_str(path.as_str()) else {
         return not_found();
     };
-    // Subscribe before reading the row, so that no event falls between snapshot and stream.
+    let Some(user) = auth.user_id() else {
+        return error_response(&AppError::unauthenticated("Authentication required"));
+    };
+    // Subscribe before reading the row, so that no event and no access change falls between
+    // the check and the stream.
     let mut events = state.sse.subscribe(id);
-    let generation = match load(&state, id).await {
+    let mut access_changes = state.sse.access_changes();
+    // Unknown and unreadable generations are answered alike: the id's existence is private.
+    let generation = match readable(&state, id, user).await {
         Ok(Some(g)) => g,
         Ok(None) => {
+            drop(events);
             state.sse.release(id);
             return not_found();
         }
         Err(e) => {
+            drop(events);
             state.sse.release(id);
             return error_response(&e);
         }
     };
-    let readable = async {
-        let mut conn = state.pool.get().await?;
-        let board = boards_shared::db::models::boards::find(&mut conn, generation.board_id).await?;
-        Ok::<_, AppError>(match board {
-            Some(b) => {
-                let rel = access::relation(&mut conn, &b, auth.user_id()).await?;
-                access::can_read(&b, rel)
-            }
-            None => false,
-        })
-    }
-    .await;
-    match readable {
-        Ok(true) => {}
-        Ok(false) => {
-            state.sse.release(id);
-            return error_response(&AppError::forbidden(
-                "You don't have permission to access this generation",
-            ));
-        }
-        Err(e) => {
-            state.sse.release(id);
-            return error_response(&e);
-        }
-    }
+    let max = state.config.api.sse_max_streams_per_user;
+    let Some(slot) = state.sse.open_stream(user, max) else {
+        drop(events);
+        state.sse.release(id);
+        return too_many_streams(max);
+    };
+    let board_id = generation.board_id;
     let first_id = req
         .headers()
         .get("last-event-id")
@@ -115,6 +139,7 @@ pub async fn stream(
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let state_task = state.clone();
     actix_web::rt::spawn(async move {
+        let _slot = slot;
         let state = state_task;
         state.metrics.sse_clients.inc();
         let mut seq = first_id;
@@ -130,7 +155,12 @@ pub async fn stream(
             tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
         let mut poll = tokio::time::interval(POLL);
         let mut polling_logged = false;
+        let recheck_every = Duration::from_secs(state.config.api.sse_access_recheck_seconds);
+        let mut recheck =
+            tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
+        let mut access_feed = true;
         while open {
+            let mut check_access = false;
             tokio::select! {
                 received = events.recv() => match received {
                     Ok(payload) => {
@@ -168,7 +198,32 @@ pub async fn stream(
                 _ = keep_alive.tick() => {
                     open = tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_ok();
                 }
+                changed = access_changes.recv(), if access_feed => match changed {
+                    Ok(board) => check_access = board == board_id,
+                    Err(RecvError::Lagged(_)) => check_access = true,
+                    Err(RecvError::Closed) => access_feed = false,
+                },
+                _ = recheck.tick() => check_access = true,
+                _ = state.sse.shutting_down() => {
+                    // Best-effort: a client that does not read gets no last frame.
+                    let _ = tx.try_send(Bytes::from_static(SHUTTING_DOWN));
+                    open = false;
+                }
                 _ = tx.closed() => open = false,
+            }
+            if check_access && open {
+                match readable(&state, id, user).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        info!(state.logger, "progress stream ended: access revoked";
+                            "generation_id" => %id, "user_id" => %user);
+                        let _ = tx.try_send(Bytes::from_static(ACCESS_REVOKED));
+                        open = false;
+                    }
+                    // Keep streaming: the next check decides.
+                    Err(e) => warn!(state.logger, "progress stream could not re-check access";
+                        "generation_id" => %id, "error" => ?e),
+                }
             }
         }
         drop(events);

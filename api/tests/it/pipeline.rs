@@ -477,7 +477,10 @@ async fn progress_streams_check_identity_and_access() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 403);
+    // Answered like an unknown id: the generation's existence is not revealed.
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["detail"], "Generation not found");
     let res = app
         .client
         .get(app.url("/api/sse/generations/not-a-uuid/progress"))

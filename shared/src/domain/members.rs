@@ -90,11 +90,12 @@ pub async fn update_member_role(
         .ok_or_else(|| AppError::not_found("Board member not found"))
 }
 
+/// Removes the membership and returns it (callers tell open progress streams of its board).
 pub async fn remove_member(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     member_id: Uuid,
-) -> AppResult<()> {
+) -> AppResult<BoardMember> {
     let (member, relation, owner_id) = member_and_relation(conn, actor, member_id).await?;
     if member.user_id == owner_id {
         return Err(AppError::bad_input("Cannot remove the board owner"));
@@ -107,5 +108,5 @@ pub async fn remove_member(
     if !board_members::delete(conn, member.id).await? {
         return Err(AppError::not_found("Board member not found"));
     }
-    Ok(())
+    Ok(member)
 }

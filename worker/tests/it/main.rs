@@ -23,15 +23,37 @@ async fn the_worker_connects_and_exits_cleanly_on_sigterm() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let started = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("worker started"))
+        let mut lines = vec![];
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let started = line.contains("worker started");
+            lines.push(line);
+            if started {
+                return lines;
+            }
+        }
+        panic!("the worker never started: {lines:?}");
     });
-    assert!(tokio::time::timeout(Duration::from_secs(30), started)
+    let lines = tokio::time::timeout(Duration::from_secs(30), started)
         .await
         .unwrap()
-        .unwrap());
+        .unwrap();
+    // The configuration: one record, one field per key (dotted), secrets redacted.
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| r["message"] == "configuration")
+        .collect();
+    assert_eq!(records.len(), 1, "{lines:?}");
+    for key in boards_shared::config::ENV_KEYS {
+        assert!(
+            records[0].get(key.path).is_some(),
+            "{} missing: {}",
+            key.path,
+            records[0]
+        );
+    }
+    assert_eq!(records[0]["worker.health_host"], "127.0.0.1");
+    assert!(records[0].get("effective").is_none());
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
