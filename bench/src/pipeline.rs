@@ -168,6 +168,9 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
         ("BOARDS_DATABASE_URL".into(), db.url().to_string()),
         ("BOARDS_AUTH_PROVIDER".into(), "jwt".into()),
         ("BOARDS_JWT_SECRET".into(), SECRET.into()),
+        // The fan-out opens thousands of streams as one user, to measure what one process
+        // holds; in production they come from many users (the per-user cap is 20).
+        ("BOARDS_SSE_MAX_STREAMS_PER_USER".into(), "100000".into()),
     ];
     let api = start_api_with(args, &db, &env).await?;
     let api_pid = api.child.id();

@@ -6,7 +6,7 @@
 //! (and every `api.sse_access_recheck_seconds`) and ends with `: access revoked` once it is
 //! gone; on shutdown every stream ends with `: server shutting down` and `retry: 1000`.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use bigdecimal::ToPrimitive as _;
@@ -53,6 +53,33 @@ fn snapshot(g: &Generation) -> ProgressEvent {
         ];
     }
     e
+}
+
+/// One live event for a stream whose highest progress so far is `high`: an event below it
+/// (the `cancelled` event is built from the row, whose progress is written less often than
+/// events are published) is sent at `high` instead, so progress never goes back on a stream,
+/// terminal events included. Returns the payload to send and whether the event is terminal.
+fn monotonic(payload: Arc<str>, high: &mut f64) -> (Arc<str>, bool) {
+    let Ok(mut event) = serde_json::from_str::<serde_json::Value>(&payload) else {
+        return (payload, false);
+    };
+    let terminal = event
+        .get("status")
+        .and_then(|s| s.as_str())
+        .is_some_and(is_terminal);
+    let progress = event.get("progress").and_then(serde_json::Value::as_f64);
+    match progress {
+        Some(p) if p < *high => {
+            event["progress"] = serde_json::json!(*high);
+            let rewritten = serde_json::to_string(&event).map_or(payload, Arc::from);
+            (rewritten, terminal)
+        }
+        Some(p) => {
+            *high = p;
+            (payload, terminal)
+        }
+        None => (payload, terminal),
+    }
 }
 
 fn frame(id: u64, data: &str) -> Bytes {
@@ -144,6 +171,8 @@ pub async fn stream(
         state.metrics.sse_clients.inc();
         let mut seq = first_id;
         let mut last = snapshot(&generation);
+        // The highest progress this stream has sent: nothing later goes below it.
+        let mut high = last.progress;
         let send = |seq: &mut u64, data: &str| {
             let f = frame(*seq, data);
             *seq += 1;
@@ -164,10 +193,7 @@ pub async fn stream(
             tokio::select! {
                 received = events.recv() => match received {
                     Ok(payload) => {
-                        let terminal = serde_json::from_str::<serde_json::Value>(&payload)
-                            .ok()
-                            .and_then(|v| v.get("status").and_then(|s| s.as_str()).map(is_terminal))
-                            .unwrap_or(false);
+                        let (payload, terminal) = monotonic(payload, &mut high);
                         open = tx.send(send(&mut seq, &payload)).await.is_ok() && !terminal;
                         keep_alive.reset();
                     }
@@ -175,6 +201,8 @@ pub async fn stream(
                         // Too slow for the live feed: send the current state instead.
                         if let Ok(Some(g)) = load(&state, id).await {
                             last = snapshot(&g);
+                            last.progress = last.progress.max(high);
+                            high = last.progress;
                             let data = serde_json::to_string(&last).unwrap_or_default();
                             open = tx.send(send(&mut seq, &data)).await.is_ok() && !last.is_terminal();
                         }
@@ -187,9 +215,11 @@ pub async fn stream(
                         polling_logged = true;
                     }
                     if let Ok(Some(g)) = load(&state, id).await {
-                        let now = snapshot(&g);
+                        let mut now = snapshot(&g);
+                        now.progress = now.progress.max(high);
                         if now.status != last.status || (now.progress - last.progress).abs() > f64::EPSILON {
                             last = now;
+                            high = last.progress;
                             let data = serde_json::to_string(&last).unwrap_or_default();
                             open = tx.send(send(&mut seq, &data)).await.is_ok() && !last.is_terminal();
                         }
@@ -250,4 +280,32 @@ pub fn announce_cancel(state: &AppState, generation: &Generation) {
         boards_shared::progress::cancel_channel(prefix),
         generation.id.to_string(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_never_goes_back_on_a_stream() {
+        let mut high = 0.0;
+        let ev = |status: &str, p: f64| -> Arc<str> {
+            Arc::from(format!(
+                r#"{{"job_id":"x","status":"{status}","progress":{p},"phase":"p"}}"#
+            ))
+        };
+        let (out, terminal) = monotonic(ev("processing", 18.0), &mut high);
+        assert_eq!((high, terminal), (18.0, false));
+        assert!(out.contains("18"));
+        let (out, terminal) = monotonic(ev("cancelled", 9.0), &mut high);
+        assert!(terminal);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["progress"], 18.0);
+        assert_eq!(v["status"], "cancelled");
+        // Key order is kept (the client does not care, but logs and diffs do).
+        assert!(
+            out.starts_with(r#"{"job_id":"x","status":"cancelled""#),
+            "{out}"
+        );
+    }
 }

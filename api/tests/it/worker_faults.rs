@@ -198,3 +198,73 @@ async fn a_timed_out_image_job_stops_its_cpu_work_and_returns_its_memory() {
     }
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_cancelled_jobs_last_event_never_reports_less_progress() {
+    // The row's progress is written rarely; the cancel event is built from the row.
+    let app =
+        TestApp::spawn_with(Options::default().env("BOARDS_PROGRESS_PERSIST_INTERVAL_MS", "60000"))
+            .await;
+    let w = Worker::start(
+        app.config.clone(),
+        crate::util::test_logger(),
+        Registry::builtin(),
+    )
+    .await
+    .unwrap();
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let id = generate(
+        &app,
+        &alice,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "slow", "delay_ms": 4000}),
+    )
+    .await;
+    let res = app
+        .client
+        .get(app.url(&format!("/api/sse/generations/{id}/progress")))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    let mut body = futures::StreamExt::fuse(res.bytes_stream());
+    let mut buffer = String::new();
+    let mut progress = vec![];
+    let mut cancelled = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    'read: while let Ok(Some(chunk)) =
+        tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut body)).await
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            let event: serde_json::Value = serde_json::from_str(data).unwrap();
+            progress.push(event["progress"].as_f64().unwrap());
+            if event["status"] == "cancelled" {
+                break 'read;
+            }
+            if !cancelled && event["progress"].as_f64().unwrap() >= 18.0 {
+                cancelled = true;
+                app.ok(
+                    Some(&alice.token),
+                    "mutation($id: UUID!) { cancelGeneration(id: $id) { status } }",
+                    json!({"id": id}),
+                )
+                .await;
+            }
+        }
+    }
+    assert!(cancelled, "the job never got to 18 %: {progress:?}");
+    assert!(
+        progress.windows(2).all(|p| p[0] <= p[1]),
+        "progress went back: {progress:?}"
+    );
+    assert!(*progress.last().unwrap() >= 18.0, "{progress:?}");
+    w.stop().await;
+}
