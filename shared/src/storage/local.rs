@@ -54,7 +54,13 @@ impl LocalStorage {
     }
 
     async fn check_contained(&self, key: &str, resolved: &Path) -> Result<(), StorageError> {
-        let root = tokio::fs::canonicalize(&self.root).await?;
+        let root = match tokio::fs::canonicalize(&self.root).await {
+            Ok(root) => root,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::NotFound(key.into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
         if resolved.starts_with(&root) {
             Ok(())
         } else {
@@ -83,6 +89,9 @@ impl Storage for LocalStorage {
                 limit: self.max_size,
             });
         }
+        // The root may not exist yet (first run of a fresh deployment): it is ours to create,
+        // and the containment check needs it.
+        tokio::fs::create_dir_all(&self.root).await?;
         self.check_parent(key, &path).await?;
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
@@ -114,6 +123,9 @@ impl Storage for LocalStorage {
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.local_path(key)?;
+        if !tokio::fs::try_exists(&self.root).await.unwrap_or(true) {
+            return Ok(()); // Nothing was ever stored.
+        }
         self.check_parent(key, &path).await?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
@@ -207,5 +219,21 @@ mod tests {
             s.resolve_existing("t/missing.txt").await,
             Err(StorageError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_root_that_does_not_exist_yet_is_created_on_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("not").join("yet");
+        let s = LocalStorage::new(&root, "http://h/api/storage", 100);
+        assert!(matches!(
+            s.get("t/b/g/original.txt").await,
+            Err(StorageError::NotFound(_))
+        ));
+        s.delete("t/b/g/original.txt").await.unwrap();
+        s.put("t/b/g/original.txt", b"first".to_vec(), "text/plain")
+            .await
+            .unwrap();
+        assert_eq!(s.get("t/b/g/original.txt").await.unwrap(), b"first");
     }
 }
