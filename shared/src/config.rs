@@ -297,7 +297,7 @@ impl Default for Config {
                 max_fields: 2_000,
                 max_tokens: 15_000,
                 max_page_size: 500,
-                max_cost: 25_000,
+                max_cost: 50_000,
                 expensive_cost: 10_000,
                 max_concurrent_expensive: 1,
                 max_response_bytes: 16 * 1024 * 1024,

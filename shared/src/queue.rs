@@ -39,6 +39,10 @@ pub struct Topology {
     pub queue_type: QueueType,
 }
 
+/// Deliveries of one message a quorum work queue allows before dead-lettering it (a worker
+/// keeps a message unsettled while its database is down, so redeliveries mean crashes).
+pub const QUORUM_DELIVERY_LIMIT: u32 = 100;
+
 /// `5000` → `5s`, `1500` → `1500ms`.
 fn delay_label(ms: u64) -> String {
     if ms > 0 && ms.is_multiple_of(1000) {
@@ -139,7 +143,24 @@ impl Topology {
             .await?;
         let mut results = vec![];
         let work = self.work_queue(pool);
-        results.push(declare_queue(conn, &work, self.arguments(&[])).await?);
+        // Quorum queues limit redeliveries (RabbitMQ 4 defaults to 20 and then drops): set the
+        // limit explicitly and send what exceeds it to the dead-letter queue, where an
+        // operator sees it, instead of losing it.
+        let work_args = match self.queue_type {
+            QueueType::Quorum => self.arguments(&[
+                (
+                    "x-delivery-limit",
+                    AMQPValue::LongUInt(QUORUM_DELIVERY_LIMIT),
+                ),
+                ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+                (
+                    "x-dead-letter-routing-key",
+                    AMQPValue::LongString(self.dead_queue(pool).into()),
+                ),
+            ]),
+            QueueType::Classic => self.arguments(&[]),
+        };
+        results.push(declare_queue(conn, &work, work_args).await?);
         channel
             .queue_bind(
                 work.as_str().into(),

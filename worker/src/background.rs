@@ -61,9 +61,12 @@ pub async fn cancellations(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
     }
 }
 
-/// Every few seconds: jobs whose lease ran out (their worker died) go back to the queue.
+/// Every few seconds: jobs whose lease ran out (their worker died) go back to the queue; a job
+/// that has had twice `BOARDS_JOB_MAX_ATTEMPTS` runs fails instead (its worker keeps dying).
 pub async fn reaper(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
     let every = Duration::from_secs((env.config.jobs.lease_seconds / 2).clamp(1, 30));
+    let max_runs =
+        i32::try_from(env.config.jobs.max_attempts.saturating_mul(2)).unwrap_or(i32::MAX);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -72,12 +75,31 @@ pub async fn reaper(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
         let Ok(mut conn) = env.pool.get().await else {
             continue;
         };
-        match job_runs::reap_expired(&mut conn, 1, 100).await {
-            Ok(ids) if !ids.is_empty() => {
-                warn!(env.logger, "returned jobs of dead workers to the queue"; "count" => ids.len(),
-                    "generation_ids" => ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","));
+        match job_runs::reap_expired(&mut conn, 1, 100, max_runs).await {
+            Ok(reaped) => {
+                let (queued, failed): (Vec<_>, Vec<_>) =
+                    reaped.iter().partition(|r| r.status == "pending");
+                if !queued.is_empty() {
+                    warn!(env.logger, "returned jobs of dead workers to the queue"; "count" => queued.len(),
+                        "generation_ids" => queued.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(","));
+                }
+                for r in failed {
+                    let reason = format!(
+                        "Failed after {} runs: the worker running it stopped responding",
+                        r.runs
+                    );
+                    warn!(env.logger, "job failed: its workers kept dying"; "generation_id" => %r.id, "runs" => r.runs);
+                    let event = progress::ProgressEvent::new(
+                        r.id,
+                        "failed",
+                        0.0,
+                        "finalizing",
+                        Some(reason),
+                    );
+                    env.publisher
+                        .event(&env.config.redis.channel_prefix, &event);
+                }
             }
-            Ok(_) => {}
             Err(e) => warn!(env.logger, "reaper query failed"; "error" => %e),
         }
     }

@@ -244,27 +244,38 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
         "request_id" => message.request_id.clone().unwrap_or_default()),
     );
     let lease = env.config.jobs.lease_seconds as i64;
-    let claimed = match env.pool.get().await {
-        Ok(mut conn) => job_runs::claim(&mut conn, id, &env.worker_id, lease).await,
-        Err(e) => {
-            warn!(logger, "database unavailable; requeueing"; "error" => %e);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return Settle::Requeue;
-        }
-    };
-    let (job, claim) = match claimed {
-        Ok(Some(claimed)) => claimed,
-        Ok(None) => {
-            info!(
-                logger,
-                "nothing to do (finished, cancelled, deleted or running elsewhere)"
-            );
-            return Settle::Ack;
-        }
-        Err(e) => {
-            warn!(logger, "claim failed; requeueing"; "error" => %e);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            return Settle::Requeue;
+    // While the database is unreachable the message stays with us, unsettled, and the claim is
+    // tried again with backoff: requeueing it at once would spin it through the broker (and
+    // count deliveries up to a quorum queue's limit). Shutdown hands it back.
+    let mut backoff = Duration::from_millis(500);
+    let mut warned = false;
+    let (job, claim) = loop {
+        let claimed = match env.pool.get().await {
+            Ok(mut conn) => job_runs::claim(&mut conn, id, &env.worker_id, lease)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("database unavailable: {e}")),
+        };
+        match claimed {
+            Ok(Some(claimed)) => break claimed,
+            Ok(None) => {
+                info!(
+                    logger,
+                    "nothing to do (finished, cancelled, deleted or running elsewhere)"
+                );
+                return Settle::Ack;
+            }
+            Err(e) => {
+                if !warned {
+                    warn!(logger, "claim failed; trying again until the database answers"; "error" => e);
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Settle::Requeue,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
         }
     };
     let logger = logger.new(slog::o!("run" => claim.attempt));
@@ -450,15 +461,15 @@ async fn execute(
     };
     match completed {
         Ok(Some(done)) => Ok(done),
-        other => {
-            // Not completed by this run (it lost the job, or the database failed): the object
-            // is this run's own, so removing it never touches another run's artifact.
+        Ok(None) => {
+            // The run lost the job: the object is this run's own, so removing it never
+            // touches another run's artifact.
             let _ = env.storage.delete(&key).await;
-            match other {
-                Err(e) => Err(e),
-                _ => Err(GenerateError::Cancelled),
-            }
+            Err(GenerateError::Cancelled)
         }
+        // The commit may have happened before the error (a connection lost after COMMIT was
+        // sent): the object stays, at worst an orphan, never a completed row's missing file.
+        Err(e) => Err(e),
     }
 }
 

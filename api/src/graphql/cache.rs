@@ -44,11 +44,12 @@ pub struct Prepared {
 }
 
 /// Memory one cached document is estimated to take: a fixed part (the operation, its maps,
-/// the cache entry) and a part per byte of query text (the parsed tree, variable shapes and
-/// cost plan): about 2 KiB per small document and 22 KiB per 40-alias document were
-/// measured as process growth with 40,000 and 6,000 distinct ones.
-fn weight(query: &str) -> u32 {
-    let estimate = 2048 + 32 * query.len() as u64;
+/// the cache entry), a part per byte of query text (the parsed tree, variable shapes): about
+/// 2 KiB per small document and 22 KiB per 40-alias document were measured as process growth
+/// with 40,000 and 6,000 distinct ones; and a part per field of the cost plan, in which every
+/// fragment spread is expanded (a short document of nested spreads can hold thousands).
+fn weight(query: &str, plan_nodes: usize) -> u32 {
+    let estimate = 2048 + 32 * query.len() as u64 + 96 * plan_nodes as u64;
     u32::try_from(estimate).unwrap_or(u32::MAX)
 }
 
@@ -73,7 +74,9 @@ fn key(query: &str, operation_name: Option<&str>) -> u64 {
 
 fn bounded(max_bytes: u64) -> moka::sync::Cache<u64, Arc<Prepared>> {
     moka::sync::Cache::builder()
-        .weigher(|_k: &u64, v: &Arc<Prepared>| weight(&v.operation.borrow_owner().query))
+        .weigher(|_k: &u64, v: &Arc<Prepared>| {
+            weight(&v.operation.borrow_owner().query, v.cost.nodes())
+        })
         .max_capacity(max_bytes)
         .build()
 }
@@ -177,9 +180,13 @@ mod tests {
 
     #[test]
     fn entries_are_weighed_by_size_not_only_text() {
-        let small = weight("{ me { id } }");
+        let small = weight("{ me { id } }", 2);
         assert!(small >= 2048);
         let aliases: String = (0..40).map(|i| format!("a{i}: me {{ id }} ")).collect();
-        assert!(weight(&format!("{{ {aliases} }}")) > 5 * small);
+        assert!(weight(&format!("{{ {aliases} }}"), 80) > 5 * small);
+        // Spreads expanded in the plan weigh what they hold, not what their text is.
+        let text =
+            "query { me { ...A } } fragment A on User { ...B ...B } fragment B on User { id }";
+        assert!(weight(text, 2000) > 8 * weight(text, 3));
     }
 }

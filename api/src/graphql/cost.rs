@@ -1,10 +1,13 @@
 //! Query cost: what a document may make the server load and write, known before it runs.
 //!
 //! Every selected field costs 1, a `JSON` field [`JSON_FIELD`] (its value can be kilobytes);
-//! an object field costs 1 plus its children; a list field
-//! multiplies its children by the page it asks for: its `limit` argument (a literal, a
-//! variable, or the argument's default; clamped to the page-size maximum, as the resolvers
-//! clamp it), or [`UNBOUNDED_LIST`] for lists without a `limit`. Aliases and fragment spreads
+//! an object field costs 1 plus, for each object, its children and the weight of the row
+//! behind it (a generation row is loaded whole, JSON columns included, whatever is selected:
+//! [`row_weight`]); a list field multiplies that by the page it asks for: its `limit` argument
+//! (a literal, a variable, or the argument's default; clamped to the page-size maximum, as the
+//! resolvers clamp it), the page maximum for the lists the resolvers cap at it
+//! (`User.boards`, `User.memberBoards`), or [`UNBOUNDED_LIST`] for the short lists without a
+//! `limit` (members, tags, lineage links). Aliases and fragment spreads
 //! count every time they appear. The plan is built once per cached document; only the
 //! variable `limit`s are filled in per request.
 
@@ -24,6 +27,24 @@ pub const UNBOUNDED_LIST: u64 = 10;
 
 /// Cost of a `JSON` leaf (input parameters, metadata, input schemas).
 pub const JSON_FIELD: u64 = 10;
+
+/// What loading one object of `type_name` weighs beyond its selected fields: the JSON columns
+/// its row carries (each stored document is at most 16 KiB).
+pub fn row_weight(type_name: &str) -> u64 {
+    match type_name {
+        // input_params, output_metadata, input_artifacts, additional_files.
+        "Generation" => 2 * JSON_FIELD,
+        // settings, metadata.
+        "Board" => JSON_FIELD,
+        "Tag" => JSON_FIELD,
+        _ => 0,
+    }
+}
+
+/// Lists without a `limit` that the resolvers cap at the page maximum.
+fn capped_at_page(parent: &str, field: &str) -> bool {
+    matches!((parent, field), ("User", "boards" | "memberBoards"))
+}
 
 /// How many items a list field yields.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +67,8 @@ struct FieldCost {
     /// The field's own cost (1, or [`JSON_FIELD`]).
     own: u64,
     multiplier: Multiplier,
+    /// The weight of each object's row ([`row_weight`]).
+    item: u64,
     children: Vec<FieldCost>,
 }
 
@@ -131,6 +154,14 @@ impl CostPlan {
         }
     }
 
+    /// Fields in the plan, fragments expanded (what the plan holds in memory).
+    pub fn nodes(&self) -> usize {
+        fn count(fields: &[FieldCost]) -> usize {
+            fields.iter().map(|f| 1 + count(&f.children)).sum()
+        }
+        count(&self.fields)
+    }
+
     /// The cost with `variables` (raw request JSON) filled in; saturates instead of
     /// overflowing.
     pub fn evaluate(&self, variables: &Map<String, Value>) -> u64 {
@@ -161,7 +192,8 @@ fn sum(fields: &[FieldCost], vars: &Map<String, Value>, max_page: u64) -> u64 {
         } else {
             sum(&f.children, vars, max_page)
         };
-        acc.saturating_add(f.own.saturating_add(n.saturating_mul(children)))
+        let each = f.item.saturating_add(children);
+        acc.saturating_add(f.own.saturating_add(n.saturating_mul(each)))
     })
 }
 
@@ -248,6 +280,7 @@ impl Walker<'_, '_, '_> {
             return FieldCost {
                 own: if json { JSON_FIELD } else { 1 },
                 multiplier: Multiplier::One,
+                item: 0,
                 children: vec![],
             };
         };
@@ -255,15 +288,31 @@ impl Walker<'_, '_, '_> {
             self.schema
                 .concrete_type_by_name(m.field_type.innermost_name())
         });
+        let parent_name = parent.and_then(MetaType::name).map_or("", |n| n.as_str());
         let multiplier = match meta {
             // (Read from the printed type: juniper's `Type::is_list` misses `[T!]!`.)
-            Some(m) if m.field_type.to_string().starts_with('[') => self.page_of(args, m),
-            // Introspection and other fields the schema does not list: counted by selection.
+            Some(m) if m.field_type.to_string().starts_with('[') => {
+                if capped_at_page(parent_name, name) {
+                    Multiplier::Fixed(self.max_page)
+                } else {
+                    self.page_of(args, m)
+                }
+            }
             _ => Multiplier::One,
         };
+        // Introspection: the schema does not list `__schema`/`__type` as fields of the root,
+        // but their types are known, so the lists inside (types, fields, args) count too.
+        let child_type = child_type.or_else(|| match name {
+            "__schema" => self.schema.concrete_type_by_name("__Schema"),
+            "__type" => self.schema.concrete_type_by_name("__Type"),
+            _ => None,
+        });
         FieldCost {
             own: 1,
             multiplier,
+            item: child_type
+                .and_then(MetaType::name)
+                .map_or(0, |n| row_weight(n.as_str())),
             children: self.selections(selection, child_type, nesting + 1),
         }
     }
@@ -331,35 +380,39 @@ mod tests {
 
     #[test]
     fn lists_multiply_by_their_page() {
-        // Default page (50): 1 + 50 × (1 id + 1 title).
+        let board = row_weight("Board");
+        // Default page (50): 1 + 50 × (row + 1 id + 1 title).
         assert_eq!(
             plan("{ publicBoards { id title } }").evaluate(&Map::new()),
-            101
+            1 + 50 * (board + 2)
         );
         assert_eq!(
             plan("{ publicBoards(limit: 10) { id } }").evaluate(&Map::new()),
-            11
+            1 + 10 * (board + 1)
         );
         // Clamped to the maximum page.
         assert_eq!(
             plan("{ publicBoards(limit: 100000) { id } }").evaluate(&Map::new()),
-            501
+            1 + 500 * (board + 1)
         );
-        // Nested lists multiply.
-        let nested = plan("{ publicBoards(limit: 500) { generations(limit: 500) { id inputParams outputMetadata } } }");
+        // Nested lists multiply; every generation weighs its row too.
+        let nested = plan(
+            "{ publicBoards(limit: 500) { generations(limit: 500) { id inputParams outputMetadata } } }",
+        );
         assert_eq!(
             nested.evaluate(&Map::new()),
-            1 + 500 * (1 + 500 * (1 + 2 * JSON_FIELD))
+            1 + 500 * (board + 1 + 500 * (row_weight("Generation") + 1 + 2 * JSON_FIELD))
         );
     }
 
     #[test]
     fn variables_and_their_defaults_decide_the_page() {
         let p = plan("query($n: Int = 7) { publicBoards(limit: $n) { id } }");
-        assert_eq!(p.evaluate(&Map::new()), 8);
-        assert_eq!(p.evaluate(&vars(json!({"n": 3}))), 4);
-        assert_eq!(p.evaluate(&vars(json!({"n": null}))), 51);
-        assert_eq!(p.evaluate(&vars(json!({"n": 0}))), 51);
+        let each = row_weight("Board") + 1;
+        assert_eq!(p.evaluate(&Map::new()), 1 + 7 * each);
+        assert_eq!(p.evaluate(&vars(json!({"n": 3}))), 1 + 3 * each);
+        assert_eq!(p.evaluate(&vars(json!({"n": null}))), 1 + 50 * each);
+        assert_eq!(p.evaluate(&vars(json!({"n": 0}))), 1 + 50 * each);
     }
 
     #[test]
@@ -371,12 +424,52 @@ mod tests {
         let spread =
             plan("query { publicBoards(limit: 2) { ...F ...F } } fragment F on Board { id title }")
                 .evaluate(&Map::new());
-        assert_eq!(spread, 1 + 2 * 4);
+        assert_eq!(spread, 1 + 2 * (row_weight("Board") + 4));
     }
 
     #[test]
     fn lists_without_a_limit_use_the_nominal_size() {
         let p = plan("query($id: UUID!) { board(id: $id) { members { id } } }");
-        assert_eq!(p.evaluate(&Map::new()), 1 + 1 + UNBOUNDED_LIST);
+        assert_eq!(
+            p.evaluate(&Map::new()),
+            1 + row_weight("Board") + 1 + UNBOUNDED_LIST
+        );
+    }
+
+    #[test]
+    fn user_board_lists_count_as_full_pages() {
+        // Resolvers cap them at the page maximum, and an attacker can own that many boards.
+        let p = plan("{ publicBoards(limit: 10) { owner { boards { id } } } }");
+        let board = row_weight("Board");
+        assert_eq!(
+            p.evaluate(&Map::new()),
+            1 + 10 * (board + 1 + (1 + 500 * (board + 1)))
+        );
+    }
+
+    /// The introspection query GraphiQL sends (types, fields, arguments, nested type refs).
+    const INTROSPECTION: &str = "query IntrospectionQuery { __schema { queryType { name }
+        mutationType { name } subscriptionType { name } types { ...FullType }
+        directives { name description locations args { ...InputValue } } } }
+      fragment FullType on __Type { kind name description
+        fields(includeDeprecated: true) { name description args { ...InputValue } type { ...TypeRef }
+          isDeprecated deprecationReason }
+        inputFields { ...InputValue } interfaces { ...TypeRef }
+        enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+        possibleTypes { ...TypeRef } }
+      fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+      fragment TypeRef on __Type { kind name ofType { kind name ofType { kind name ofType {
+        kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
+
+    #[test]
+    fn introspection_is_costed_and_graphiqls_query_fits() {
+        let cost = plan(INTROSPECTION).evaluate(&Map::new());
+        let max = boards_shared::Config::default().graphql.max_cost;
+        assert!(cost > 1000 && cost < max, "{cost}");
+        // Many aliases of it do not.
+        let many: String = (0..500)
+            .map(|i| format!("a{i}: __schema {{ types {{ fields {{ name }} }} }} "))
+            .collect();
+        assert!(plan(&format!("{{ {many} }}")).evaluate(&Map::new()) > max);
     }
 }

@@ -82,6 +82,16 @@ fn monotonic(payload: Arc<str>, high: &mut f64) -> (Arc<str>, bool) {
     }
 }
 
+/// Sends one frame to the client unless the server shuts down first: a client that stops
+/// reading fills the channel, and its stream must still end on shutdown. `false` when the
+/// frame was not delivered (the stream is over).
+async fn deliver(state: &AppState, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
+    tokio::select! {
+        sent = tx.send(frame) => sent.is_ok(),
+        _ = state.sse.shutting_down() => false,
+    }
+}
+
 fn frame(id: u64, data: &str) -> Bytes {
     Bytes::from(format!("id: {id}\ndata: {data}\n\n"))
 }
@@ -179,7 +189,7 @@ pub async fn stream(
             f
         };
         let first = serde_json::to_string(&last).unwrap_or_default();
-        let mut open = tx.send(send(&mut seq, &first)).await.is_ok() && !last.is_terminal();
+        let mut open = deliver(&state, &tx, send(&mut seq, &first)).await && !last.is_terminal();
         let mut keep_alive =
             tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
         let mut poll = tokio::time::interval(POLL);
@@ -194,7 +204,7 @@ pub async fn stream(
                 received = events.recv() => match received {
                     Ok(payload) => {
                         let (payload, terminal) = monotonic(payload, &mut high);
-                        open = tx.send(send(&mut seq, &payload)).await.is_ok() && !terminal;
+                        open = deliver(&state, &tx, send(&mut seq, &payload)).await && !terminal;
                         keep_alive.reset();
                     }
                     Err(RecvError::Lagged(_)) => {
@@ -204,7 +214,7 @@ pub async fn stream(
                             last.progress = last.progress.max(high);
                             high = last.progress;
                             let data = serde_json::to_string(&last).unwrap_or_default();
-                            open = tx.send(send(&mut seq, &data)).await.is_ok() && !last.is_terminal();
+                            open = deliver(&state, &tx, send(&mut seq, &data)).await && !last.is_terminal();
                         }
                     }
                     Err(RecvError::Closed) => open = false,
@@ -221,12 +231,12 @@ pub async fn stream(
                             last = now;
                             high = last.progress;
                             let data = serde_json::to_string(&last).unwrap_or_default();
-                            open = tx.send(send(&mut seq, &data)).await.is_ok() && !last.is_terminal();
+                            open = deliver(&state, &tx, send(&mut seq, &data)).await && !last.is_terminal();
                         }
                     }
                 }
                 _ = keep_alive.tick() => {
-                    open = tx.send(Bytes::from_static(b": keep-alive\n\n")).await.is_ok();
+                    open = deliver(&state, &tx, Bytes::from_static(b": keep-alive\n\n")).await;
                 }
                 changed = access_changes.recv(), if access_feed => match changed {
                     Ok(board) => check_access = board == board_id,
@@ -243,7 +253,20 @@ pub async fn stream(
             }
             if check_access && open {
                 match readable(&state, id, user).await {
-                    Ok(Some(_)) => {}
+                    Ok(Some(g)) => {
+                        // Events are best-effort: if one was lost (Redis dropped it, or the
+                        // subscription silently died), the row tells. A finished job ends the
+                        // stream; progress that moved on is sent.
+                        let mut now = snapshot(&g);
+                        if now.is_terminal() || now.progress > high {
+                            now.progress = now.progress.max(high);
+                            high = now.progress;
+                            let data = serde_json::to_string(&now).unwrap_or_default();
+                            open = deliver(&state, &tx, send(&mut seq, &data)).await
+                                && !now.is_terminal();
+                            last = now;
+                        }
+                    }
                     Ok(None) => {
                         info!(state.logger, "progress stream ended: access revoked";
                             "generation_id" => %id, "user_id" => %user);

@@ -63,8 +63,9 @@ async fn an_alias_bomb_is_refused_with_its_cost() {
     let (message, code) = error_of(&res);
     assert_eq!(code, "QUERY_TOO_EXPENSIVE", "{res}");
     let cost = res["errors"][0]["extensions"]["cost"].as_u64().unwrap();
-    assert_eq!(cost, 390 * (1 + 500 * (1 + 500 * 21)));
-    assert_eq!(res["errors"][0]["extensions"]["maxCost"], 25_000);
+    // Per alias: 500 boards (row 10 + the field) × 500 generations (row 20 + id + 2 JSON).
+    assert_eq!(cost, 390 * (1 + 500 * (11 + 500 * 41)));
+    assert_eq!(res["errors"][0]["extensions"]["maxCost"], 50_000);
     assert!(message.contains(&cost.to_string()), "{message}");
     assert!(res["data"].is_null());
     // Variables count too: the same page through a variable is as expensive.
@@ -198,9 +199,10 @@ async fn anonymous_floods_of_costly_queries_leave_the_api_process_near_idle_memo
         bomb["errors"][0]["extensions"]["code"],
         "QUERY_TOO_EXPENSIVE"
     );
-    // Just under the cost limit: 20 × 59 generations with 4 kB of JSON each.
+    // Just under the cost limit: 20 × 60 generations with 4 kB of JSON each
+    // (1 + 20 × (11 + 60 × 41) = 49,421).
     let heavy =
-        "{ publicBoards(limit: 20) { generations(limit: 59) { id inputParams outputMetadata } } }";
+        "{ publicBoards(limit: 20) { generations(limit: 60) { id inputParams outputMetadata } } }";
     let mut peak = rss_kib(api.0.id());
     let mut flood = tokio::task::JoinSet::new();
     for _ in 0..24 {
@@ -242,5 +244,67 @@ async fn anonymous_floods_of_costly_queries_leave_the_api_process_near_idle_memo
         )
         .unwrap(),
         &["default"],
+    );
+}
+
+#[tokio::test]
+async fn stored_json_and_user_board_lists_are_bounded() {
+    let app =
+        TestApp::spawn_with(Options::default().env("BOARDS_GRAPHQL_MAX_PAGE_SIZE", "2")).await;
+    let alice = app.user("alice").await;
+    for i in 0..3 {
+        crate::boards::create(
+            &app,
+            &alice.token,
+            json!({"title": format!("b{i}"), "isPublic": true}),
+        )
+        .await;
+    }
+    let data = app
+        .ok(
+            None,
+            "{ publicBoards(limit: 1) { owner { boards { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["publicBoards"][0]["owner"]["boards"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // 16 KiB of JSON per stored document.
+    let big = "x".repeat(17 * 1024);
+    let res = app
+        .gql(
+            Some(&alice.token),
+            crate::boards::CREATE,
+            json!({"input": {"title": "big", "settings": {"notes": big}}}),
+        )
+        .await;
+    let (message, code) = error_of(&res);
+    assert_eq!(code, "BAD_USER_INPUT", "{res}");
+    assert!(
+        message.starts_with("settings must be at most 16384 bytes"),
+        "{message}"
+    );
+    let board = crate::boards::create(&app, &alice.token, json!({"title": "small"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .gql(
+            Some(&alice.token),
+            crate::generations::CREATE_GEN,
+            json!({"input": {"boardId": board, "generatorName": "local-echo", "artifactType": "TEXT",
+                "inputParams": {"prompt": "x", "extra": big}}}),
+        )
+        .await;
+    let (message, code) = error_of(&res);
+    assert_eq!(code, "BAD_USER_INPUT", "{res}");
+    assert!(
+        message.starts_with("Invalid input parameters: inputParams must be at most 16384 bytes"),
+        "{message}"
     );
 }

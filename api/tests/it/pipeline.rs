@@ -594,6 +594,7 @@ impl Execute for Flaky {
             ]
             .into_iter()
             .collect(),
+            memory: None,
         })
     }
 }

@@ -54,7 +54,12 @@ fn shown(user: &Value, who: &TestUser) -> bool {
 
 #[tokio::test]
 async fn identity_fields_are_shown_only_to_the_user_and_to_board_mates() {
-    let app = TestApp::spawn().await;
+    // The slow variant selects `User.boards` (a full page per user): this test is about
+    // answers, not cost.
+    let app = TestApp::spawn_with(
+        crate::util::Options::default().env("BOARDS_GRAPHQL_MAX_COST", "100000000"),
+    )
+    .await;
     let alice = app.user("alice").await;
     let dave = app.user("dave").await;
     let carol = app.user("carol").await;

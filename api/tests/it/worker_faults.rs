@@ -268,3 +268,37 @@ async fn a_cancelled_jobs_last_event_never_reports_less_progress() {
     assert!(*progress.last().unwrap() >= 18.0, "{progress:?}");
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_stream_that_missed_the_completed_event_ends_from_the_row() {
+    let app =
+        TestApp::spawn_with(Options::default().env("BOARDS_SSE_ACCESS_RECHECK_SECONDS", "1")).await;
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let id = generate(
+        &app,
+        &alice,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "x"}),
+    )
+    .await;
+    // The job finishes without its event reaching Redis (dropped, or a dead subscription).
+    let finish = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        crate::util::fixtures::sql(
+            &app,
+            &format!(
+                "UPDATE boards.generations SET status = 'completed', progress = 100 WHERE id = '{id}'"
+            ),
+        )
+        .await;
+    };
+    let ((events, _), ()) = tokio::join!(
+        crate::pipeline::sse(&app, &alice.token, &id, Duration::from_secs(10)),
+        finish
+    );
+    assert_eq!(events.first().unwrap()["status"], "pending");
+    assert_eq!(events.last().unwrap()["status"], "completed", "{events:?}");
+}

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     access::{self, Relation},
-    text::{check_text, json_has_nul},
+    text::{check_json_size, check_text, json_has_nul},
     Actor,
 };
 use crate::{
@@ -53,6 +53,7 @@ fn check_settings(settings: Value) -> AppResult<Value> {
             "settings must not contain NUL characters",
         ));
     }
+    check_json_size("settings", &settings)?;
     match settings {
         Value::Object(_) => Ok(settings),
         _ => Err(AppError::bad_input("settings must be a JSON object")),

@@ -9,7 +9,7 @@ use super::{
     access::{BoardRole, Relation},
     boards::visible_board,
     inputs,
-    text::{check_text, json_has_nul},
+    text::{check_json_size, check_text, json_has_nul},
     Actor,
 };
 use crate::{
@@ -74,6 +74,7 @@ pub async fn create_generation(
             "Invalid input parameters: NUL characters are not allowed",
         ));
     }
+    check_json_size("Invalid input parameters: inputParams", &input.input_params)?;
     generator.validate(&input.input_params)?;
     check_inputs(conn, actor, actor.tenant_id, generator, &input.input_params).await?;
     let new = NewGeneration {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     boards::visible_board,
-    text::{check_text, json_has_nul},
+    text::{check_json_size, check_text, json_has_nul},
     Actor,
 };
 use crate::{
@@ -102,6 +102,7 @@ fn check_metadata(metadata: Value) -> AppResult<Value> {
             "metadata must not contain NUL characters",
         ));
     }
+    check_json_size("metadata", &metadata)?;
     if !metadata.is_object() {
         return Err(AppError::bad_input("metadata must be a JSON object"));
     }

@@ -74,7 +74,7 @@ impl Execute for LocalImage {
         let (w, h) = (input.width, input.height);
         imaging::check_pixels("The image", w, h, ctx.max_image_pixels)?;
         // The picture and its encoding.
-        let _memory = ctx
+        let memory = ctx
             .memory
             .reserve(
                 u64::from(w) * u64::from(h) * 2 * imaging::BYTES_PER_PIXEL,
@@ -132,6 +132,7 @@ impl Execute for LocalImage {
                 ("width", json!(w)),
                 ("height", json!(h)),
             ]),
+            memory: Some(memory),
         })
     }
 }
@@ -172,8 +173,7 @@ impl Execute for LocalImageFilterExec {
             .await;
         ctx.check_cancelled()?;
         let (filter, cancel, max_pixels) = (input.filter, ctx.cancel.clone(), ctx.max_image_pixels);
-        let out = tokio::task::spawn_blocking(move || {
-            let _memory = memory;
+        let (out, memory) = tokio::task::spawn_blocking(move || {
             let mut img = imaging::decode_rgb(&bytes, max_pixels)?;
             drop(bytes);
             let img = match filter {
@@ -211,7 +211,9 @@ impl Execute for LocalImageFilterExec {
             if cancel.is_cancelled() {
                 return Err(GenerateError::Cancelled);
             }
-            encode_png(&img)
+            // The reservation leaves with the bytes: held until they are stored, and returned
+            // at once if this work stops (its job gone or not).
+            Ok::<_, GenerateError>((encode_png(&img)?, memory))
         })
         .await
         .map_err(|e| GenerateError::Permanent(format!("filter stopped: {e}")))??;
@@ -225,6 +227,7 @@ impl Execute for LocalImageFilterExec {
                 ("width", json!(nw)),
                 ("height", json!(nh)),
             ]),
+            memory: Some(memory),
         })
     }
 }
@@ -294,6 +297,7 @@ impl Execute for LocalAudio {
                 ("sample_rate", json!(rate)),
                 ("channels", json!(1)),
             ]),
+            memory: None,
         })
     }
 }
@@ -335,6 +339,7 @@ impl Execute for LocalText {
             extension: "txt".into(),
             content_type: "text/plain".into(),
             metadata: meta(&[("format", json!("plain")), ("content", json!(content))]),
+            memory: None,
         })
     }
 }
@@ -365,6 +370,7 @@ impl Execute for LocalEcho {
             extension: "txt".into(),
             content_type: "text/plain".into(),
             metadata: meta(&[("format", json!("plain")), ("content", json!(input.prompt))]),
+            memory: None,
         })
     }
 }

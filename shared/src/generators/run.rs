@@ -25,7 +25,6 @@ pub enum GenerateError {
 }
 
 /// What a generator made.
-#[derive(Clone, Debug)]
 pub struct Output {
     pub bytes: Vec<u8>,
     /// File extension of the stored object (`png`, `wav`, `txt`).
@@ -33,6 +32,9 @@ pub struct Output {
     pub content_type: String,
     /// The artifact's `format` and type-specific fields (width/height, duration…, content).
     pub metadata: Map<String, Value>,
+    /// Memory reserved for making the artifact, kept until it is stored (the bytes are still
+    /// held until then).
+    pub memory: Option<MemoryReservation>,
 }
 
 /// Receives progress reports (percent, 0-100) from a running generator.

@@ -64,8 +64,8 @@ async fn stale_and_current(conn: &mut AsyncPgConnection) -> (Uuid, Claim, Claim)
         .unwrap()
         .unwrap();
     expire(conn, id).await;
-    let reaped = job_runs::reap_expired(conn, 1, 10).await.unwrap();
-    assert_eq!(reaped, vec![id]);
+    let reaped = job_runs::reap_expired(conn, 1, 10, 10).await.unwrap();
+    assert_eq!(reaped.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
     let (_, current) = job_runs::claim(conn, id, "worker-b", 60)
         .await
         .unwrap()
@@ -178,4 +178,90 @@ fn each_run_stores_under_its_own_key() {
     let two = boards_shared::storage::artifact_key(t, b, g, 2, "png");
     assert_ne!(one, two);
     boards_shared::storage::validate_key(&one).unwrap();
+}
+
+#[tokio::test]
+async fn the_reaper_finds_expired_jobs_behind_many_finished_runs() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    // More finished runs than one reaper batch, all with ended leases.
+    for _ in 0..12 {
+        let id = pending_generation(&mut conn).await;
+        let (_, run) = job_runs::claim(&mut conn, id, "w", 60)
+            .await
+            .unwrap()
+            .unwrap();
+        job_runs::complete(&mut conn, &run, "http://done", &json!({}))
+            .await
+            .unwrap()
+            .unwrap();
+        expire(&mut conn, id).await;
+    }
+    let stuck = pending_generation(&mut conn).await;
+    job_runs::claim(&mut conn, stuck, "dead", 60)
+        .await
+        .unwrap()
+        .unwrap();
+    expire(&mut conn, stuck).await;
+    let reaped = job_runs::reap_expired(&mut conn, 1, 5, 10).await.unwrap();
+    assert_eq!(
+        reaped,
+        vec![job_runs::Reaped {
+            id: stuck,
+            status: "pending".into(),
+            runs: 1
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_job_whose_workers_keep_dying_fails_after_its_runs() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    let id = pending_generation(&mut conn).await;
+    for run in 1..=3 {
+        job_runs::claim(&mut conn, id, "doomed", 60)
+            .await
+            .unwrap()
+            .unwrap();
+        expire(&mut conn, id).await;
+        let reaped = job_runs::reap_expired(&mut conn, 1, 10, 3).await.unwrap();
+        let expected = if run < 3 { "pending" } else { "failed" };
+        assert_eq!(reaped[0].status, expected, "run {run}");
+    }
+    let (status, _, _) = status(&mut conn, id).await;
+    assert_eq!(status, "failed");
+    // Nothing claims a failed job.
+    assert!(job_runs::claim(&mut conn, id, "w", 60)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_claim_waits_for_a_briefly_locked_row_instead_of_dropping_the_job() {
+    let db = TestDb::new().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    let id = pending_generation(&mut conn).await;
+    // Another transaction holds the row (as a tag being added to it does, FOR KEY SHARE).
+    let mut other = db.connect().await.unwrap();
+    diesel::sql_query("BEGIN")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    diesel::sql_query(format!(
+        "SELECT 1 FROM boards.generations WHERE id = '{id}' FOR UPDATE"
+    ))
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        diesel::sql_query("COMMIT")
+            .execute(&mut other)
+            .await
+            .unwrap();
+    };
+    let (claimed, ()) = tokio::join!(job_runs::claim(&mut conn, id, "w", 60), release);
+    assert!(claimed.unwrap().is_some(), "the claim skipped a locked job");
 }

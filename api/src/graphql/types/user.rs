@@ -109,18 +109,20 @@ impl UserObj {
         self.user.updated_at
     }
 
-    /// Boards this user owns that the caller may read, newest first.
+    /// Boards this user owns that the caller may read, newest first (of the newest
+    /// page-maximum owned boards).
     async fn boards(&self, ctx: &Context) -> GqlResult<Vec<BoardObj>> {
         let mut conn = ctx.conn().await?;
-        let owned = boards::owned_by(&mut conn, self.user.id).await?;
+        let owned = boards::owned_by(&mut conn, self.user.id, ctx.max_page_size()).await?;
         let visible = access::readable(&mut conn, owned, ctx.viewer()).await?;
         Ok(visible.into_iter().map(BoardObj).collect())
     }
 
-    /// Boards this user is a member of that the caller may read.
+    /// Boards this user is a member of that the caller may read (of the page-maximum joined
+    /// most recently).
     async fn member_boards(&self, ctx: &Context) -> GqlResult<Vec<BoardObj>> {
         let mut conn = ctx.conn().await?;
-        let ids = board_members::board_ids_of(&mut conn, self.user.id).await?;
+        let ids = board_members::board_ids_of(&mut conn, self.user.id, ctx.max_page_size()).await?;
         let mut found = boards::find_many(&mut conn, &ids).await?;
         found.sort_by_key(|b| ids.iter().position(|id| *id == b.id));
         let visible = access::readable(&mut conn, found, ctx.viewer()).await?;

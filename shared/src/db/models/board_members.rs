@@ -112,11 +112,17 @@ pub async fn sharing_a_board_with(
 }
 
 /// Boards on which `user_id` is a member.
-pub async fn board_ids_of(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<Vec<Uuid>> {
+/// The boards `user_id` joined most recently, at most `limit`.
+pub async fn board_ids_of(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
     board_members::table
         .filter(board_members::user_id.eq(user_id))
         .order((board_members::joined_at.desc(), board_members::id.desc()))
         .select(board_members::board_id)
+        .limit(limit)
         .load(conn)
         .await
 }

@@ -231,11 +231,17 @@ pub async fn search(
 }
 
 /// Boards owned by `owner_id`, newest first.
-pub async fn owned_by(conn: &mut AsyncPgConnection, owner_id: Uuid) -> QueryResult<Vec<Board>> {
+/// The newest `limit` boards `owner_id` owns.
+pub async fn owned_by(
+    conn: &mut AsyncPgConnection,
+    owner_id: Uuid,
+    limit: i64,
+) -> QueryResult<Vec<Board>> {
     let query = boards::table
         .filter(boards::owner_id.eq(owner_id))
         .into_boxed();
     sorted(query, BoardSort::CreatedDesc)
+        .limit(limit)
         .load::<Board>(conn)
         .await
 }

@@ -56,12 +56,18 @@ pub async fn claim(
             #[diesel(sql_type = sql_types::Uuid)]
             id: Uuid,
         }
+        // Wait (briefly) for a row another transaction holds instead of skipping it: a
+        // skipped claim would ack the message and leave the job pending with nothing to run
+        // it. The lock is re-checked after the wait, so a job claimed meanwhile is not ours.
+        diesel::sql_query("SET LOCAL lock_timeout = '5s'")
+            .execute(conn)
+            .await?;
         let claimed: Vec<Claimed> = diesel::sql_query(
             "SELECT g.id FROM boards.generations g
              LEFT JOIN boards.job_runs r ON r.generation_id = g.id
              WHERE g.id = $1
                AND (g.status = 'pending' OR (g.status = 'processing' AND (r.lease_until IS NULL OR r.lease_until < now())))
-             FOR UPDATE OF g SKIP LOCKED",
+             FOR UPDATE OF g",
         )
         .bind::<sql_types::Uuid, _>(id)
         .load(conn)
@@ -159,25 +165,30 @@ pub async fn heartbeat(
     Ok(status.as_deref() == Some("processing"))
 }
 
-/// Writes progress (percent) while the run still holds the job; never lowers it.
+/// Writes progress (percent) while the run still holds the job; never lowers it. Fenced like
+/// every other write (a join with `job_runs` in the UPDATE itself would be re-checked against
+/// the old run row after waiting for a concurrent claim).
 pub async fn set_progress(
     conn: &mut AsyncPgConnection,
     claim: &Claim,
     percent: f64,
 ) -> QueryResult<bool> {
-    let n = diesel::sql_query(
-        "UPDATE boards.generations g SET progress = GREATEST(g.progress, $2::numeric(5,2))
-         FROM boards.job_runs r
-         WHERE g.id = $1 AND g.status = 'processing'
-           AND r.generation_id = g.id AND r.worker_id = $3 AND r.attempt = $4",
-    )
-    .bind::<sql_types::Uuid, _>(claim.generation_id)
-    .bind::<sql_types::Double, _>(percent.clamp(0.0, 100.0))
-    .bind::<sql_types::Text, _>(&claim.worker_id)
-    .bind::<sql_types::Integer, _>(claim.attempt)
-    .execute(conn)
-    .await?;
-    Ok(n > 0)
+    let claim = claim.clone();
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        if !holds(conn, &claim).await? {
+            return Ok(false);
+        }
+        let n = diesel::sql_query(
+            "UPDATE boards.generations SET progress = GREATEST(progress, $2::numeric(5,2))
+             WHERE id = $1 AND status = 'processing'",
+        )
+        .bind::<sql_types::Uuid, _>(claim.generation_id)
+        .bind::<sql_types::Double, _>(percent.clamp(0.0, 100.0))
+        .execute(conn)
+        .await?;
+        Ok(n > 0)
+    })
+    .await
 }
 
 /// Records lineage while the run still holds the job.
@@ -317,41 +328,81 @@ pub async fn release(conn: &mut AsyncPgConnection, claim: &Claim) -> QueryResult
     .await
 }
 
+/// What the reaper did with one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    pub id: Uuid,
+    /// `pending` (queued again) or `failed` (its runs ran out).
+    pub status: String,
+    /// Runs the job has had.
+    pub runs: i32,
+}
+
 /// The reaper: jobs `processing` whose lease expired more than `grace_seconds` ago go back to
-/// `pending` with a fresh outbox message, in one transaction each batch. Returns their ids.
+/// `pending` with a fresh outbox message, in one transaction each batch, unless they have had
+/// `max_runs` runs already (a job whose worker keeps dying, say of memory): those fail.
+///
+/// Only jobs still `processing` are considered (finished runs keep their rows, so a filter on
+/// the lease alone would fill the batch with them). Rows are locked generation first, then
+/// run (the order of claims and fenced writes) and skipped when busy, so the reaper never
+/// waits and never deadlocks; the lease is re-checked on the locked run row, so a heartbeat
+/// that just renewed it wins.
 pub async fn reap_expired(
     conn: &mut AsyncPgConnection,
     grace_seconds: i64,
     limit: i64,
-) -> QueryResult<Vec<Uuid>> {
+    max_runs: i32,
+) -> QueryResult<Vec<Reaped>> {
     #[derive(QueryableByName)]
-    struct Reaped {
+    struct Row {
         #[diesel(sql_type = sql_types::Uuid)]
         id: Uuid,
         #[diesel(sql_type = sql_types::Text)]
         generator_name: String,
+        #[diesel(sql_type = sql_types::Text)]
+        status: String,
+        #[diesel(sql_type = sql_types::Integer)]
+        runs: i32,
     }
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        let reaped: Vec<Reaped> = diesel::sql_query(
-            "UPDATE boards.generations g SET status = 'pending', started_at = NULL
-             FROM boards.job_runs r
-             WHERE r.generation_id = g.id AND g.status = 'processing'
-               AND r.lease_until < now() - make_interval(secs => $1)
-               AND g.id IN (SELECT r2.generation_id FROM boards.job_runs r2
-                            WHERE r2.lease_until < now() - make_interval(secs => $1)
-                            ORDER BY r2.lease_until LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING g.id, g.generator_name::text AS generator_name",
+        let rows: Vec<Row> = diesel::sql_query(
+            "WITH expired AS (
+                 SELECT g.id, r.attempt FROM boards.generations g
+                 JOIN boards.job_runs r ON r.generation_id = g.id
+                 WHERE g.status = 'processing'
+                   AND r.lease_until < now() - make_interval(secs => $1)
+                 ORDER BY r.lease_until LIMIT $2
+                 FOR UPDATE OF g, r SKIP LOCKED)
+             UPDATE boards.generations g SET
+                 status = CASE WHEN e.attempt >= $3 THEN 'failed' ELSE 'pending' END,
+                 started_at = CASE WHEN e.attempt >= $3 THEN g.started_at END,
+                 completed_at = CASE WHEN e.attempt >= $3 THEN now() END,
+                 error_message = CASE WHEN e.attempt >= $3
+                     THEN 'Failed after ' || e.attempt || ' runs: the worker running it stopped responding'
+                     ELSE g.error_message END
+             FROM expired e
+             WHERE g.id = e.id
+             RETURNING g.id, g.generator_name::text AS generator_name, g.status::text AS status,
+                       e.attempt AS runs",
         )
         .bind::<sql_types::Double, _>(grace_seconds as f64)
         .bind::<sql_types::BigInt, _>(limit)
+        .bind::<sql_types::Integer, _>(max_runs)
         .load(conn)
         .await?;
-        for r in &reaped {
+        for r in rows.iter().filter(|r| r.status == "pending") {
             let message = crate::jobs::JobMessage::new(r.id, &r.generator_name, None);
             let message = serde_json::to_value(&message).unwrap_or(Value::Null);
             super::outbox::insert(conn, r.id, &message).await?;
         }
-        Ok(reaped.into_iter().map(|r| r.id).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| Reaped {
+                id: r.id,
+                status: r.status,
+                runs: r.runs,
+            })
+            .collect())
     })
     .await
 }
