@@ -108,11 +108,7 @@ impl Application {
             logger.clone(),
             background.clone(),
         ));
-        let storage = Arc::new(boards_shared::storage::LocalStorage::new(
-            &config.storage.local_base_path,
-            &config.storage.local_public_url_base,
-            config.storage.max_file_size,
-        ));
+        let storage = boards_shared::storage::from_config(&config)?;
         let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
             .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
         let metrics_listener = match config.api.metrics_address.as_str() {

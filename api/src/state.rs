@@ -9,7 +9,7 @@ use boards_shared::{
     metrics::Metrics,
     progress::{Publisher, RedisPool},
     relay::RelayHandle,
-    storage::LocalStorage,
+    storage::Storage,
     Config,
 };
 use slog::Logger;
@@ -44,7 +44,7 @@ pub struct AppState {
     /// The progress fan-out to SSE clients.
     pub sse: Arc<crate::sse::SseHub>,
     /// Stored artifacts (served at `/api/storage`).
-    pub storage: Arc<LocalStorage>,
+    pub storage: Arc<dyn Storage>,
     /// Prometheus metrics of this process.
     pub metrics: Arc<Metrics>,
     /// The listener that alone serves `/metrics`, when `api.metrics_address` is set.

@@ -124,6 +124,8 @@ pub struct DatabaseConfig {
     /// Extra connections on top of `pool_size` (the original's `max_overflow`).
     pub max_overflow: u32,
     pub statement_timeout_ms: u64,
+    /// A session idle inside a transaction this long is ended by PostgreSQL (its locks freed).
+    pub idle_in_transaction_timeout_ms: u64,
     pub connect_timeout_ms: u64,
 }
 
@@ -262,6 +264,7 @@ impl Default for Config {
                 pool_size: 10,
                 max_overflow: 20,
                 statement_timeout_ms: 30_000,
+                idle_in_transaction_timeout_ms: 10_000,
                 connect_timeout_ms: 5_000,
             },
             redis: RedisConfig {
@@ -417,6 +420,11 @@ pub const ENV_KEYS: &[EnvKey] = &[
     key(
         "BOARDS_DATABASE_STATEMENT_TIMEOUT_MS",
         "database.statement_timeout_ms",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        "database.idle_in_transaction_timeout_ms",
         Kind::Int,
     ),
     key(

@@ -411,6 +411,7 @@ async fn execute(
         storage: env.storage.clone(),
         memory: env.memory.clone(),
         max_image_pixels: env.config.worker.max_image_pixels,
+        max_artifact_bytes: env.config.storage.max_file_size,
     };
     let limit = generator
         .timeout
@@ -440,10 +441,18 @@ async fn execute(
     );
     let stored = env
         .storage
-        .put(&key, output.bytes, &output.content_type)
+        .put(
+            &key,
+            storage::stream_of(output.bytes),
+            &output.content_type,
+            env.config.storage.max_file_size,
+        )
         .await
         .map_err(|e| match e {
-            storage::StorageError::TooLarge { .. } => GenerateError::Permanent(e.to_string()),
+            storage::StorageError::TooLarge { .. } | storage::StorageError::InvalidKey(_) => {
+                GenerateError::Permanent(format!("Storing the artifact failed: {e}"))
+            }
+            // The store being down or refusing is retried (a put never leaves half an object).
             other => GenerateError::Transient(format!("Storing the artifact failed: {other}")),
         })?;
     let mut metadata = output.metadata;

@@ -22,7 +22,6 @@ use boards_shared::{
     metrics::Metrics,
     progress,
     queue::Topology,
-    storage::LocalStorage,
     Config,
 };
 use slog::{info, Logger};
@@ -68,11 +67,7 @@ impl Worker {
             Duration::from_millis(config.redis.command_timeout_ms),
             logger.clone(),
         );
-        let storage = Arc::new(LocalStorage::new(
-            &config.storage.local_base_path,
-            &config.storage.local_public_url_base,
-            config.storage.max_file_size,
-        ));
+        let storage = boards_shared::storage::from_config(&config)?;
         let env = Arc::new(WorkerEnv {
             topology: Topology::new(&config),
             worker_id: format!(

@@ -1,11 +1,12 @@
-//! Serving one file with the static-file semantics of RFC 9110: validators (`ETag`,
+//! Serving one stored object with the static-file semantics of RFC 9110: validators (`ETag`,
 //! `Last-Modified`), conditional requests (304/412), single and multiple byte ranges (206,
-//! `multipart/byteranges`, 416), `If-Range`, and HEAD (the same headers, no body).
+//! `multipart/byteranges`, 416), `If-Range`, and HEAD (the same headers, no body). The bytes
+//! come from the storage seam, range by range, as the client reads them.
 //!
 //! actix-files' `NamedFile` ignores `If-Range` and answers only the first of several ranges as
 //! if it were the whole answer, so stored artifacts are served here instead.
 
-use std::{collections::VecDeque, io::SeekFrom, time::SystemTime};
+use std::{collections::VecDeque, sync::Arc, time::SystemTime};
 
 use actix_web::{
     body::SizedStream,
@@ -15,37 +16,24 @@ use actix_web::{
     },
     HttpRequest, HttpResponse,
 };
+use boards_shared::storage::{ByteStream, ObjectInfo, Storage};
 use bytes::Bytes;
+use futures::StreamExt as _;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// More ranges than this in one request are ignored (the whole file is sent): answering many
 /// tiny parts costs more than the file.
 const MAX_RANGES: usize = 32;
-/// Bytes read from disk per body chunk.
-const CHUNK: u64 = 64 * 1024;
-
-/// An open file and what the response says about it.
+/// A stored object and what the response says about it.
 pub struct ServedFile {
-    pub file: tokio::fs::File,
-    pub len: u64,
-    pub modified: Option<SystemTime>,
+    pub storage: Arc<dyn Storage>,
+    pub key: String,
+    pub info: ObjectInfo,
     pub content_type: String,
     pub disposition: ContentDisposition,
 }
 
-/// An inclusive byte range of the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ByteRange {
-    pub start: u64,
-    pub end: u64,
-}
-
-impl ByteRange {
-    fn len(self) -> u64 {
-        self.end - self.start + 1
-    }
-}
+pub use boards_shared::storage::ByteRange;
 
 /// What a `Range` header asks of a file.
 #[derive(Debug, PartialEq, Eq)]
@@ -145,13 +133,10 @@ fn coalesce(mut ranges: Vec<ByteRange>) -> Vec<ByteRange> {
     ranges
 }
 
-/// The file's strong entity tag: size and modification time.
+/// The object's strong entity tag, as its store gives it (quotes and weakness removed).
 fn etag_of(file: &ServedFile) -> EntityTag {
-    let nanos = file
-        .modified
-        .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    EntityTag::new_strong(format!("{:x}-{:x}", file.len, nanos))
+    let tag = file.info.etag.trim_start_matches("W/").trim_matches('"');
+    EntityTag::new_strong(tag.chars().filter(|c| *c != '"').collect())
 }
 
 fn seconds(t: SystemTime) -> u64 {
@@ -231,8 +216,9 @@ fn if_range_holds(req: &HttpRequest, etag: &EntityTag, modified: Option<u64>) ->
 /// their `Content-Length`).
 pub fn respond(req: &HttpRequest, served: ServedFile) -> HttpResponse {
     let etag = etag_of(&served);
-    let last_modified = served.modified.map(HttpDate::from);
-    let modified_secs = served.modified.map(seconds);
+    let modified: Option<SystemTime> = served.info.last_modified.map(SystemTime::from);
+    let last_modified = modified.map(HttpDate::from);
+    let modified_secs = modified.map(seconds);
 
     let mut res = HttpResponse::build(StatusCode::OK);
     res.insert_header((header::ETAG, etag.to_string()))
@@ -254,20 +240,20 @@ pub fn respond(req: &HttpRequest, served: ServedFile) -> HttpResponse {
     res.insert_header((header::CONTENT_DISPOSITION, served.disposition.to_string()));
     let ranges = match req.headers().get(header::RANGE) {
         Some(value) if if_range_holds(req, &etag, modified_secs) => match value.to_str() {
-            Ok(v) => parse_ranges(v, served.len),
+            Ok(v) => parse_ranges(v, served.info.size),
             Err(_) => Ranges::Ignore,
         },
         _ => Ranges::Ignore,
     };
-    let len = served.len;
+    let len = served.info.size;
     match ranges {
         Ranges::Ignore => {
             res.insert_header((header::CONTENT_TYPE, served.content_type.clone()));
-            let whole = (len > 0).then_some(Part::File(ByteRange {
+            let whole = (len > 0).then_some(Part::Object(ByteRange {
                 start: 0,
                 end: len - 1,
             }));
-            let body = file_stream(served.file, whole.into_iter().collect());
+            let body = object_stream(served.storage, served.key, whole.into_iter().collect());
             res.body(SizedStream::new(len, body))
         }
         Ranges::Unsatisfiable => res
@@ -284,7 +270,7 @@ pub fn respond(req: &HttpRequest, served: ServedFile) -> HttpResponse {
                 ));
             res.body(SizedStream::new(
                 r.len(),
-                file_stream(served.file, vec![Part::File(r)]),
+                object_stream(served.storage, served.key, vec![Part::Object(r)]),
             ))
         }
         Ranges::Satisfiable(ranges) => {
@@ -296,7 +282,7 @@ pub fn respond(req: &HttpRequest, served: ServedFile) -> HttpResponse {
                     "{lead}--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{len}\r\n\r\n",
                     served.content_type, r.start, r.end
                 ))));
-                parts.push(Part::File(*r));
+                parts.push(Part::Object(*r));
             }
             parts.push(Part::Bytes(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
             let total = parts.iter().map(Part::len).sum();
@@ -304,7 +290,10 @@ pub fn respond(req: &HttpRequest, served: ServedFile) -> HttpResponse {
                 header::CONTENT_TYPE,
                 format!("multipart/byteranges; boundary={boundary}"),
             ));
-            res.body(SizedStream::new(total, file_stream(served.file, parts)))
+            res.body(SizedStream::new(
+                total,
+                object_stream(served.storage, served.key, parts),
+            ))
         }
     }
 }
@@ -312,40 +301,50 @@ pub fn respond(req: &HttpRequest, served: ServedFile) -> HttpResponse {
 /// A piece of a response body.
 enum Part {
     Bytes(Bytes),
-    File(ByteRange),
+    Object(ByteRange),
 }
 
 impl Part {
     fn len(&self) -> u64 {
         match self {
             Self::Bytes(b) => b.len() as u64,
-            Self::File(r) => r.len(),
+            Self::Object(r) => r.len(),
         }
     }
 }
 
-/// The body: literal pieces and file ranges, read in chunks as the client consumes them.
-fn file_stream(
-    file: tokio::fs::File,
+/// The body: literal pieces and ranges of the object, each range read from the store when the
+/// client gets to it.
+fn object_stream(
+    storage: Arc<dyn Storage>,
+    key: String,
     parts: Vec<Part>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + 'static {
     let parts = VecDeque::from(parts);
-    futures::stream::try_unfold((file, parts), |(mut file, mut parts)| async move {
-        match parts.pop_front() {
-            None => Ok(None),
-            Some(Part::Bytes(b)) => Ok(Some((b, (file, parts)))),
-            Some(Part::File(r)) => {
-                let n = r.len().min(CHUNK);
-                file.seek(SeekFrom::Start(r.start)).await?;
-                let mut buf = vec![0; usize::try_from(n).unwrap_or(0)];
-                file.read_exact(&mut buf).await?;
-                if n < r.len() {
-                    parts.push_front(Part::File(ByteRange {
-                        start: r.start + n,
-                        end: r.end,
-                    }));
+    let state: (VecDeque<Part>, Option<ByteStream>) = (parts, None);
+    futures::stream::try_unfold(state, move |(mut parts, mut current)| {
+        let (storage, key) = (storage.clone(), key.clone());
+        async move {
+            loop {
+                if let Some(body) = current.as_mut() {
+                    match body.next().await {
+                        Some(Ok(chunk)) => return Ok(Some((chunk, (parts, current)))),
+                        Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                        None => current = None,
+                    }
                 }
-                Ok(Some((Bytes::from(buf), (file, parts))))
+                match parts.pop_front() {
+                    None => return Ok(None),
+                    Some(Part::Bytes(b)) => return Ok(Some((b, (parts, current)))),
+                    Some(Part::Object(r)) => {
+                        current = Some(
+                            storage
+                                .get(&key, Some(r))
+                                .await
+                                .map_err(|e| std::io::Error::other(e.to_string()))?,
+                        );
+                    }
+                }
             }
         }
     })

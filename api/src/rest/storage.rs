@@ -7,7 +7,7 @@ use actix_web::{
     web, HttpRequest, HttpResponse,
 };
 use boards_shared::{
-    storage::{content_type_of, StorageError},
+    storage::{Delivery, StorageError},
     AppError,
 };
 use serde::Deserialize;
@@ -58,25 +58,28 @@ pub async fn serve(
         }
     };
     let key = path.into_inner();
-    let file_path = match state.storage.resolve_existing(&key).await {
-        Ok(p) => p,
-        // Also a key through a regular file ("a.png/x") or a looping link (I/O errors).
-        Err(StorageError::NotFound(_) | StorageError::Io(_)) => {
+    // Stores that serve their own objects get a redirect (a signed or public URL).
+    if let Delivery::Redirect(url) = state.storage.delivery(&key) {
+        return HttpResponse::TemporaryRedirect()
+            .insert_header((header::LOCATION, url))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+    }
+    let info = match state.storage.head(&key).await {
+        Ok(info) => info,
+        Err(StorageError::NotFound(_)) => {
             return error_response(&AppError::not_found("File not found"))
         }
         // A malformed key, or one that resolves outside the storage directory.
-        Err(_) => return error_response(&AppError::forbidden("Access denied")),
-    };
-    let file = match tokio::fs::File::open(&file_path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return error_response(&AppError::not_found("File not found"))
+        Err(StorageError::InvalidKey(_) | StorageError::OutsideRoot(_)) => {
+            return error_response(&AppError::forbidden("Access denied"))
         }
-        Err(_) => return error_response(&AppError::bad_input("Path is not a file")),
-    };
-    let metadata = match file.metadata().await {
-        Ok(m) if m.is_file() => m,
-        _ => return error_response(&AppError::bad_input("Path is not a file")),
+        Err(e) => {
+            return error_response(&AppError::Unavailable(
+                "Storage is unavailable".into(),
+                Some(anyhow::anyhow!("{e}")),
+            ))
+        }
     };
     let default_name = key.rsplit('/').next().unwrap_or("file").to_string();
     let name = params
@@ -100,10 +103,10 @@ pub async fn serve(
     let mut res = files::respond(
         &req,
         ServedFile {
-            file,
-            len: metadata.len(),
-            modified: metadata.modified().ok(),
-            content_type: content_type_of(&key).to_string(),
+            storage: state.storage.clone(),
+            key,
+            content_type: info.content_type.clone(),
+            info,
             disposition,
         },
     );

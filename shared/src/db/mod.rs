@@ -64,6 +64,7 @@ impl diesel::connection::Instrumentation for CountQueries {
 /// (and reports itself unready) while PostgreSQL is down, and recovers when it comes back.
 pub fn build_pool(config: &DatabaseConfig, metrics: Arc<DbMetrics>) -> PgPool {
     let statement_timeout = config.statement_timeout_ms;
+    let idle_in_transaction = config.idle_in_transaction_timeout_ms;
     let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     // No `SELECT 1` before every checkout: a broken connection is detected when it fails and
@@ -83,6 +84,14 @@ pub fn build_pool(config: &DatabaseConfig, metrics: Arc<DbMetrics>) -> PgPool {
                 .execute(&mut conn)
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            // A process stalled inside a transaction (paused, partitioned) must not hold its
+            // row locks forever: PostgreSQL ends such a session after this long.
+            diesel::sql_query(format!(
+                "SET idle_in_transaction_session_timeout = {idle_in_transaction}"
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             conn.set_instrumentation(CountQueries(metrics));
             Ok(conn)
         }

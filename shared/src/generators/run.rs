@@ -66,6 +66,8 @@ pub struct Context<'a> {
     pub memory: Arc<MemoryBudget>,
     /// Largest image (pixels) decoded or produced.
     pub max_image_pixels: u64,
+    /// Largest artifact read or stored, in bytes.
+    pub max_artifact_bytes: u64,
 }
 
 /// Memory shared by the jobs of one worker, in MiB permits: a job reserves what its large
@@ -135,13 +137,23 @@ impl Context<'_> {
                 artifact.generation_id
             ))
         })?;
-        self.storage.get(key).await.map_err(|e| match e {
-            crate::storage::StorageError::NotFound(_) => GenerateError::Permanent(format!(
-                "The artifact of input generation {} is missing from storage",
-                artifact.generation_id
-            )),
-            other => GenerateError::Transient(format!("Reading an input artifact failed: {other}")),
-        })
+        crate::storage::read_all(self.storage.as_ref(), key, self.max_artifact_bytes)
+            .await
+            .map_err(|e| match e {
+                crate::storage::StorageError::NotFound(_) => GenerateError::Permanent(format!(
+                    "The artifact of input generation {} is missing from storage",
+                    artifact.generation_id
+                )),
+                e @ crate::storage::StorageError::TooLarge { .. } => {
+                    GenerateError::Permanent(format!(
+                        "The artifact of input generation {} is too large: {e}",
+                        artifact.generation_id
+                    ))
+                }
+                other => {
+                    GenerateError::Transient(format!("Reading an input artifact failed: {other}"))
+                }
+            })
     }
 
     pub fn check_cancelled(&self) -> Result<(), GenerateError> {

@@ -1,21 +1,31 @@
-//! Local-filesystem storage: files under a root directory, written atomically (temp + rename).
+//! Local-filesystem storage: files under a root directory, written atomically (a temporary
+//! file renamed into place, so a failed or refused put leaves nothing), read as streams with
+//! ranges, served through the API. Symbolic links that lead out of the root are refused.
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::SeekFrom,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
 
-use super::{validate_key, Storage, StorageError, StoredObject};
+use futures::StreamExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+
+use super::{
+    content_type_of, validate_key, ByteRange, ByteStream, ObjectInfo, Storage, StorageError,
+    StoredObject,
+};
 
 pub struct LocalStorage {
     root: PathBuf,
     public_base: String,
-    max_size: u64,
 }
 
 impl LocalStorage {
-    pub fn new(root: impl Into<PathBuf>, public_base: &str, max_size: u64) -> Self {
+    pub fn new(root: impl Into<PathBuf>, public_base: &str) -> Self {
         Self {
             root: root.into(),
             public_base: public_base.trim_end_matches('/').to_string(),
-            max_size,
         }
     }
 
@@ -23,20 +33,26 @@ impl LocalStorage {
         &self.root
     }
 
+    fn local_path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+
     /// The file behind `key` with every symbolic link resolved, refused when it lies outside
     /// the (equally resolved) root: a link planted inside the storage directory must not
-    /// expose the rest of the filesystem. A missing file is `NotFound`.
-    pub async fn resolve_existing(&self, key: &str) -> Result<PathBuf, StorageError> {
+    /// expose the rest of the filesystem. A missing file (or a directory) is `NotFound`.
+    async fn resolve_existing(&self, key: &str) -> Result<PathBuf, StorageError> {
         let path = self.local_path(key)?;
         let resolved = match tokio::fs::canonicalize(&path).await {
             Ok(p) => p,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::NotFound(key.into()))
-            }
-            Err(e) => return Err(e.into()),
+            // Also a key through a regular file ("a.png/x") or a looping link.
+            Err(_) => return Err(StorageError::NotFound(key.into())),
         };
         self.check_contained(key, &resolved).await?;
-        Ok(resolved)
+        match tokio::fs::metadata(&resolved).await {
+            Ok(m) if m.is_file() => Ok(resolved),
+            _ => Err(StorageError::NotFound(key.into())),
+        }
     }
 
     /// Refuses a key whose deepest existing ancestor directory resolves outside the root (for
@@ -67,6 +83,35 @@ impl LocalStorage {
             Err(StorageError::OutsideRoot(key.chars().take(200).collect()))
         }
     }
+
+    /// Writes `body` to `tmp`, counting bytes against `max_bytes`.
+    async fn write_body(
+        tmp: &Path,
+        mut body: ByteStream,
+        max_bytes: u64,
+    ) -> Result<u64, StorageError> {
+        let mut file = tokio::fs::File::create(tmp).await?;
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > max_bytes {
+                return Err(StorageError::TooLarge { limit: max_bytes });
+            }
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_data().await?;
+        Ok(size)
+    }
+}
+
+/// A strong validator from size and modification time (what the file served before had).
+fn etag(len: u64, modified: Option<SystemTime>) -> String {
+    let nanos = modified
+        .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{len:x}-{nanos:x}")
 }
 
 #[async_trait::async_trait]
@@ -78,17 +123,11 @@ impl Storage for LocalStorage {
     async fn put(
         &self,
         key: &str,
-        bytes: Vec<u8>,
+        body: ByteStream,
         content_type: &str,
+        max_bytes: u64,
     ) -> Result<StoredObject, StorageError> {
         let path = self.local_path(key)?;
-        let size = bytes.len() as u64;
-        if size > self.max_size {
-            return Err(StorageError::TooLarge {
-                size,
-                limit: self.max_size,
-            });
-        }
         // The root may not exist yet (first run of a fresh deployment): it is ours to create,
         // and the containment check needs it.
         tokio::fs::create_dir_all(&self.root).await?;
@@ -97,28 +136,58 @@ impl Storage for LocalStorage {
             tokio::fs::create_dir_all(dir).await?;
         }
         let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::write(&tmp, &bytes).await?;
+        let written = Self::write_body(&tmp, body, max_bytes).await;
+        let size = match written {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
         if let Err(e) = tokio::fs::rename(&tmp, &path).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e.into());
         }
-        Ok(StoredObject {
-            key: key.to_string(),
-            url: self.public_url(key),
-            size,
-            content_type: content_type.to_string(),
+        Ok(StoredObject::written(self, key, size, content_type))
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo, StorageError> {
+        let path = self.resolve_existing(key).await?;
+        let meta = tokio::fs::metadata(&path).await?;
+        let modified = meta.modified().ok();
+        Ok(ObjectInfo {
+            size: meta.len(),
+            content_type: content_type_of(key).to_string(),
+            etag: etag(meta.len(), modified),
+            last_modified: modified.map(chrono::DateTime::<chrono::Utc>::from),
         })
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream, StorageError> {
         let path = self.resolve_existing(key).await?;
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(b),
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StorageError::NotFound(key.into()))
+                return Err(StorageError::NotFound(key.into()))
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata().await?.len();
+        let reader = match range {
+            None => file.take(len),
+            Some(r) => {
+                if r.start >= len || r.end < r.start {
+                    return Err(StorageError::BadRange);
+                }
+                file.seek(SeekFrom::Start(r.start)).await?;
+                file.take(r.end.min(len - 1) - r.start + 1)
+            }
+        };
+        Ok(
+            tokio_util::io::ReaderStream::with_capacity(reader, 64 * 1024)
+                .map(|chunk| chunk.map_err(StorageError::from))
+                .boxed(),
+        )
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -134,43 +203,48 @@ impl Storage for LocalStorage {
         }
     }
 
-    fn public_url(&self, key: &str) -> String {
+    fn url(&self, key: &str) -> String {
         format!("{}/{key}", self.public_base)
     }
 
-    fn local_path(&self, key: &str) -> Result<PathBuf, StorageError> {
-        validate_key(key)?;
-        Ok(self.root.join(key))
+    async fn probe(&self) -> Result<(), StorageError> {
+        tokio::fs::create_dir_all(&self.root).await?;
+        let meta = tokio::fs::metadata(&self.root).await?;
+        if meta.permissions().readonly() {
+            return Err(StorageError::Refused(format!(
+                "{} is read-only",
+                self.root.display()
+            )));
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{collect, stream_of};
+
+    async fn read(s: &LocalStorage, key: &str) -> Result<Vec<u8>, StorageError> {
+        collect(s.get(key, None).await?, u64::MAX).await
+    }
 
     #[tokio::test]
-    async fn objects_round_trip_and_traversal_is_refused() {
+    async fn the_local_provider_keeps_the_storage_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let s = LocalStorage::new(dir.path(), "http://h/api/storage/", 10);
+        let s = LocalStorage::new(dir.path(), "http://h/api/storage/");
+        crate::storage::conformance::check(&s, "c").await;
         let o = s
-            .put("t/b/g/original.txt", b"hello".to_vec(), "text/plain")
+            .put("t/x.txt", stream_of(&b"x"[..]), "text/plain", 10)
             .await
             .unwrap();
-        assert_eq!(o.url, "http://h/api/storage/t/b/g/original.txt");
-        assert_eq!(s.get("t/b/g/original.txt").await.unwrap(), b"hello");
-        assert!(matches!(
-            s.put("../x", vec![], "x").await,
-            Err(StorageError::InvalidKey(_))
-        ));
-        assert!(matches!(
-            s.put("t/big", vec![0; 11], "x").await,
-            Err(StorageError::TooLarge { .. })
-        ));
-        s.delete("t/b/g/original.txt").await.unwrap();
-        assert!(matches!(
-            s.get("t/b/g/original.txt").await,
-            Err(StorageError::NotFound(_))
-        ));
+        assert_eq!(o.url, "http://h/api/storage/t/x.txt");
+        // Nothing but the object itself stays in its directory (no temporary files).
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("c/t/b/g/run-1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[cfg(unix)]
@@ -179,8 +253,8 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret.txt"), b"secret").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let s = LocalStorage::new(dir.path(), "http://h/api/storage", 100);
-        s.put("t/in.txt", b"inside".to_vec(), "text/plain")
+        let s = LocalStorage::new(dir.path(), "http://h/api/storage");
+        s.put("t/in.txt", stream_of(&b"inside"[..]), "text/plain", 100)
             .await
             .unwrap();
         // A link to a file outside, a link to a directory outside, and a link that stays inside.
@@ -195,17 +269,22 @@ mod tests {
 
         for key in ["t/file-link.txt", "t/dir-link/secret.txt"] {
             assert!(
-                matches!(s.get(key).await, Err(StorageError::OutsideRoot(_))),
+                matches!(s.get(key, None).await, Err(StorageError::OutsideRoot(_))),
                 "{key}"
             );
             assert!(matches!(
-                s.resolve_existing(key).await,
+                s.head(key).await,
                 Err(StorageError::OutsideRoot(_))
             ));
         }
         assert!(matches!(
-            s.put("t/dir-link/sub/new.txt", b"x".to_vec(), "text/plain")
-                .await,
+            s.put(
+                "t/dir-link/sub/new.txt",
+                stream_of(&b"x"[..]),
+                "text/plain",
+                100
+            )
+            .await,
             Err(StorageError::OutsideRoot(_))
         ));
         assert!(!outside.path().join("sub").exists());
@@ -214,9 +293,9 @@ mod tests {
             Err(StorageError::OutsideRoot(_))
         ));
         assert!(outside.path().join("secret.txt").exists());
-        assert_eq!(s.get("t/ok.txt").await.unwrap(), b"inside");
+        assert_eq!(read(&s, "t/ok.txt").await.unwrap(), b"inside");
         assert!(matches!(
-            s.resolve_existing("t/missing.txt").await,
+            s.head("t/missing.txt").await,
             Err(StorageError::NotFound(_))
         ));
     }
@@ -225,15 +304,20 @@ mod tests {
     async fn a_root_that_does_not_exist_yet_is_created_on_first_write() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("not").join("yet");
-        let s = LocalStorage::new(&root, "http://h/api/storage", 100);
+        let s = LocalStorage::new(&root, "http://h/api/storage");
         assert!(matches!(
-            s.get("t/b/g/original.txt").await,
+            s.get("t/b/g/original.txt", None).await,
             Err(StorageError::NotFound(_))
         ));
         s.delete("t/b/g/original.txt").await.unwrap();
-        s.put("t/b/g/original.txt", b"first".to_vec(), "text/plain")
-            .await
-            .unwrap();
-        assert_eq!(s.get("t/b/g/original.txt").await.unwrap(), b"first");
+        s.put(
+            "t/b/g/original.txt",
+            stream_of(&b"first"[..]),
+            "text/plain",
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(read(&s, "t/b/g/original.txt").await.unwrap(), b"first");
     }
 }
