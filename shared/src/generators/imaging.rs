@@ -38,6 +38,17 @@ pub fn check_pixels(what: &str, w: u32, h: u32, max_pixels: u64) -> Result<(), G
     Ok(())
 }
 
+/// Decoder limits for an image whose header declared `w`×`h` (already checked against the
+/// pixel limit): the decoder may not produce anything larger, nor allocate more than the image
+/// at up to 16 bits per channel with alpha plus 16 MiB of its own.
+pub fn decoder_limits(w: u32, h: u32) -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(u64::from(w) * u64::from(h) * 8 + 16 * 1024 * 1024);
+    limits
+}
+
 /// Decodes `bytes` to RGB within `max_pixels` (checked from the header before any pixel is
 /// decoded) and a matching allocation cap.
 pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, GenerateError> {
@@ -46,12 +57,7 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, GenerateErr
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| GenerateError::Permanent(format!("The input is not a readable image: {e}")))?;
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(w);
-    limits.max_image_height = Some(h);
-    // Room for the decoded image at up to 16 bits per channel with alpha, and the decoder's own.
-    limits.max_alloc = Some(u64::from(w) * u64::from(h) * 8 + 16 * 1024 * 1024);
-    reader.limits(limits);
+    reader.limits(decoder_limits(w, h));
     let img = reader
         .decode()
         .map_err(|e| GenerateError::Permanent(format!("The input is not a readable image: {e}")))?;
