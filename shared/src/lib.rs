@@ -9,6 +9,7 @@ pub mod error;
 pub mod generators;
 pub mod jobs;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod progress;
 pub mod queue;
