@@ -9,11 +9,13 @@
 //! carry script and would run when served inline.
 
 mod names;
+mod probe;
 mod sniff;
 #[cfg(test)]
 mod tests_support;
 
 pub use names::{check_extension, default_upload_extensions, sanitize_filename};
+pub use probe::{probe, MediaInfo, PROBE_LEN};
 pub use sniff::{accept, Accepted, SNIFF_LEN};
 
 use crate::{generators::ArtifactKind, AppError};
