@@ -13,10 +13,12 @@ mod probe;
 mod sniff;
 #[cfg(test)]
 mod tests_support;
+mod thumbnail;
 
 pub use names::{check_extension, default_upload_extensions, sanitize_filename};
 pub use probe::{probe, MediaInfo, PROBE_LEN};
 pub use sniff::{accept, Accepted, SNIFF_LEN};
+pub use thumbnail::{thumbnail, DecodeLimits, Thumbnail, THUMBNAIL_MAX_SIDE};
 
 use crate::{generators::ArtifactKind, AppError};
 
