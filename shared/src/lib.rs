@@ -10,6 +10,7 @@ pub mod generators;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod progress;
 pub mod queue;
 pub mod readiness;
