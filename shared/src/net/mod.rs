@@ -9,10 +9,16 @@
 
 mod addr;
 mod allow;
+mod fetch;
+#[cfg(test)]
+mod fetch_tests;
+#[cfg(test)]
+mod testing;
 mod vet;
 
 pub use addr::{check_ip, Blocked};
 pub use allow::AllowList;
+pub use fetch::{FetchPolicy, Fetched, Fetcher};
 pub use vet::{vet, Resolve, SystemResolver};
 
 /// Why a fetch failed. `Display` is the user-facing message (wording from the contract, §2.7);

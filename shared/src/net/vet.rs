@@ -102,38 +102,9 @@ pub async fn vet(
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
+mod tests {
     use super::*;
-
-    /// Maps names to addresses; unknown names fail to resolve. Counts lookups.
-    #[derive(Default)]
-    pub(crate) struct FakeResolver {
-        names: HashMap<String, Vec<IpAddr>>,
-        pub(crate) lookups: AtomicUsize,
-    }
-
-    impl FakeResolver {
-        pub(crate) fn with(mut self, name: &str, ips: &[&str]) -> Self {
-            let ips = ips.iter().map(|ip| ip.parse().unwrap()).collect();
-            self.names.insert(name.to_owned(), ips);
-            self
-        }
-    }
-
-    #[async_trait]
-    impl Resolve for FakeResolver {
-        async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-            self.lookups.fetch_add(1, Ordering::SeqCst);
-            let ips = self
-                .names
-                .get(host)
-                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "unknown name"))?;
-            Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
-        }
-    }
+    use crate::net::testing::FakeResolver;
 
     fn allow(entries: &[&str]) -> AllowList {
         AllowList::parse(&entries.iter().map(|e| (*e).to_owned()).collect::<Vec<_>>()).unwrap()
@@ -203,7 +174,7 @@ pub(super) mod tests {
         let url = Url::parse("https://good.example/a.png").unwrap();
         let addr = vet(&url, &AllowList::default(), &resolver).await.unwrap();
         assert_eq!(addr, "93.184.216.34:443".parse().unwrap());
-        assert_eq!(resolver.lookups.load(Ordering::SeqCst), 1);
+        assert_eq!(resolver.lookups(), 1);
     }
 
     #[tokio::test]
@@ -212,7 +183,7 @@ pub(super) mod tests {
         let url = Url::parse("http://[2606:2800:220:1::1]:8080/").unwrap();
         let addr = vet(&url, &AllowList::default(), &resolver).await.unwrap();
         assert_eq!(addr, "[2606:2800:220:1::1]:8080".parse().unwrap());
-        assert_eq!(resolver.lookups.load(Ordering::SeqCst), 0);
+        assert_eq!(resolver.lookups(), 0);
     }
 
     #[tokio::test]
