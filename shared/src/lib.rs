@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod progress;
 pub mod queue;
 pub mod readiness;
