@@ -12,6 +12,7 @@
 pub mod conformance;
 pub mod local;
 pub mod memory;
+pub mod s3;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use futures::{stream::BoxStream, StreamExt as _};
 
 pub use local::LocalStorage;
 pub use memory::MemoryStorage;
+pub use s3::{S3Settings, S3Storage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -1,0 +1,577 @@
+//! The S3 provider (AWS, and S3-compatible servers through `endpoint_url`: MinIO, R2, SeaweedFS)
+//! on rusoto. Bodies stream in both directions: a put holds at most one multipart part in
+//! memory, a get hands rusoto's body stream straight on. A failed put is never half-visible: a
+//! multipart upload that fails is aborted.
+
+mod error;
+mod settings;
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use rusoto_core::{credential::AwsCredentials, HttpClient, Region};
+use rusoto_credential::{ChainProvider, CredentialsError, ProvideAwsCredentials, StaticProvider};
+use rusoto_s3::{
+    util::{PreSignedRequest as _, PreSignedRequestOption},
+    AbortMultipartUploadRequest, CompleteMultipartUploadRequest, CompletedMultipartUpload,
+    CompletedPart, CreateBucketConfiguration, CreateBucketRequest, CreateMultipartUploadRequest,
+    DeleteObjectRequest, GetObjectRequest, HeadBucketRequest, HeadObjectRequest, PutObjectRequest,
+    S3Client, StreamingBody, UploadPartRequest, S3,
+};
+
+use self::error::{classify, Failure, Target};
+pub use self::settings::{S3Delivery, S3Settings, UploadConfig};
+use super::{
+    content_type_of, validate_key, ByteRange, ByteStream, Delivery, ObjectInfo, Storage,
+    StorageError, StoredObject,
+};
+
+/// Credentials are refreshed this long before they expire.
+const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+/// Longest wait for the readiness probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// S3 allows at most this many parts in one multipart upload.
+const MAX_PARTS: i64 = 10_000;
+
+/// The credential provider, with the last credentials it gave kept for signing URLs
+/// synchronously in [`Storage::url`].
+struct Credentials {
+    provider: Box<dyn ProvideAwsCredentials + Send + Sync>,
+    cached: RwLock<Option<AwsCredentials>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Credentials {
+    fn cached(&self) -> Option<AwsCredentials> {
+        self.cached.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The cached credentials unless they are (nearly) expired.
+    fn fresh(&self) -> Option<AwsCredentials> {
+        self.cached().filter(|c| {
+            c.expires_at()
+                .is_none_or(|at| at - REFRESH_MARGIN > Utc::now())
+        })
+    }
+
+    async fn current(&self) -> Result<AwsCredentials, CredentialsError> {
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        let c = self.provider.credentials().await?;
+        if let Ok(mut cached) = self.cached.write() {
+            *cached = Some(c.clone());
+        }
+        Ok(c)
+    }
+}
+
+/// What the S3 client asks for credentials: the shared cache.
+struct SharedCredentials(Arc<Credentials>);
+
+#[async_trait::async_trait]
+impl ProvideAwsCredentials for SharedCredentials {
+    async fn credentials(&self) -> Result<AwsCredentials, CredentialsError> {
+        self.0.current().await
+    }
+}
+
+pub struct S3Storage {
+    client: S3Client,
+    region: Region,
+    credentials: Arc<Credentials>,
+    settings: S3Settings,
+}
+
+impl std::fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Storage")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Storage {
+    /// Checks `settings`, builds the client and resolves the credentials once (static ones
+    /// without any network; the default chain may ask the environment, the profile file, the
+    /// container or the instance metadata endpoint). Does not contact the store: see
+    /// [`Storage::probe`].
+    pub async fn new(settings: S3Settings) -> Result<Self, StorageError> {
+        settings
+            .validate()
+            .map_err(|e| StorageError::Refused(format!("invalid storage settings: {e}")))?;
+        let provider: Box<dyn ProvideAwsCredentials + Send + Sync> =
+            match (&settings.aws_access_key_id, &settings.aws_secret_access_key) {
+                (Some(id), Some(secret)) => Box::new(StaticProvider::new(
+                    id.clone(),
+                    secret.expose().to_string(),
+                    settings
+                        .aws_session_token
+                        .as_ref()
+                        .map(|t| t.expose().to_string()),
+                    None,
+                )),
+                _ => Box::new(ChainProvider::new()),
+            };
+        let credentials = Arc::new(Credentials {
+            provider,
+            cached: RwLock::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        });
+        credentials.current().await.map_err(|e| {
+            StorageError::Refused(format!(
+                "no AWS credentials for bucket `{}`: set aws_access_key_id and \
+                 aws_secret_access_key, or provide them to the default chain ({e})",
+                settings.bucket
+            ))
+        })?;
+        let region = match settings.endpoint() {
+            Some(endpoint) => Region::Custom {
+                name: settings.region.clone(),
+                endpoint: endpoint.to_string(),
+            },
+            None => settings.region.parse().map_err(|_| {
+                StorageError::Refused(format!("unknown region {}", settings.region))
+            })?,
+        };
+        let http = HttpClient::new()
+            .map_err(|e| StorageError::Refused(format!("cannot set up TLS for S3: {e}")))?;
+        let client =
+            S3Client::new_with(http, SharedCredentials(credentials.clone()), region.clone());
+        Ok(Self {
+            client,
+            region,
+            credentials,
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &S3Settings {
+        &self.settings
+    }
+
+    /// Creates the bucket unless it exists (tests, `make dev`).
+    pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
+        match self.head_bucket().await {
+            Ok(()) => return Ok(()),
+            Err(StorageError::Refused(m)) if m.ends_with("does not exist") => {}
+            Err(e) => return Err(e),
+        }
+        let configuration = (self.settings.endpoint().is_none()
+            && self.settings.region != "us-east-1")
+            .then(|| CreateBucketConfiguration {
+                location_constraint: Some(self.settings.region.clone()),
+            });
+        let request = CreateBucketRequest {
+            bucket: self.settings.bucket.clone(),
+            create_bucket_configuration: configuration,
+            ..Default::default()
+        };
+        match self
+            .client
+            .create_bucket(request)
+            .await
+            .map_err(Failure::from)
+        {
+            Ok(_) => Ok(()),
+            Err(f) if f.is("BucketAlreadyOwnedByYou") => Ok(()),
+            Err(f) => Err(self.fail(f, Target::Bucket)),
+        }
+    }
+
+    fn object_key(&self, key: &str) -> String {
+        format!("{}{key}", self.settings.prefix)
+    }
+
+    fn fail(&self, f: Failure, target: Target<'_>) -> StorageError {
+        classify(f, &self.settings.bucket, target)
+    }
+
+    async fn head_bucket(&self) -> Result<(), StorageError> {
+        let request = HeadBucketRequest {
+            bucket: self.settings.bucket.clone(),
+            ..Default::default()
+        };
+        self.client
+            .head_bucket(request)
+            .await
+            .map_err(|e| self.fail(e.into(), Target::Bucket))
+    }
+
+    /// The URL without a signature: CDN, endpoint (path- or virtual-host style) or AWS.
+    fn public_url(&self, object: &str) -> String {
+        let s = &self.settings;
+        let path = encode_path(object);
+        if let Some(base) = &s.cdn_base_url {
+            return format!("{}/{path}", base.trim_end_matches('/'));
+        }
+        if let Some(domain) = &s.cloudfront_domain {
+            return format!("https://{}/{path}", domain.trim_end_matches('/'));
+        }
+        let bucket = &s.bucket;
+        match (s.endpoint(), s.uses_path_style()) {
+            (Some(endpoint), true) => format!("{endpoint}/{bucket}/{path}"),
+            (Some(endpoint), false) => {
+                let (scheme, rest) = endpoint.split_once("://").unwrap_or(("https", endpoint));
+                format!("{scheme}://{bucket}.{rest}/{path}")
+            }
+            (None, true) => format!("https://s3.{}.amazonaws.com/{bucket}/{path}", s.region),
+            (None, false) => format!("https://{bucket}.s3.{}.amazonaws.com/{path}", s.region),
+        }
+    }
+
+    fn presigned_url(&self, object: &str, credentials: &AwsCredentials) -> String {
+        let request = GetObjectRequest {
+            bucket: self.settings.bucket.clone(),
+            key: object.to_string(),
+            ..Default::default()
+        };
+        let option = PreSignedRequestOption {
+            expires_in: Duration::from_secs(self.settings.url_expiry_seconds),
+        };
+        request.get_presigned_url(&self.region, credentials, &option)
+    }
+
+    /// Starts refreshing credentials that are about to expire, without waiting (for `url`).
+    fn refresh_soon(&self) {
+        if self.credentials.fresh().is_some() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let credentials = self.credentials.clone();
+            runtime.spawn(async move {
+                let _ = credentials.current().await;
+            });
+        }
+    }
+
+    async fn put_single(
+        &self,
+        object: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let upload = &self.settings.upload_config;
+        let request = PutObjectRequest {
+            bucket: self.settings.bucket.clone(),
+            key: object.to_string(),
+            content_length: Some(body.len() as i64),
+            body: Some(streaming_body(body)),
+            content_type: Some(content_type.to_string()),
+            server_side_encryption: upload.server_side_encryption.clone(),
+            storage_class: upload.storage_class.clone(),
+            ..Default::default()
+        };
+        self.client
+            .put_object(request)
+            .await
+            .map(drop)
+            .map_err(|e| self.fail(e.into(), Target::Object(object)))
+    }
+
+    async fn start_multipart(
+        &self,
+        object: &str,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        let upload = &self.settings.upload_config;
+        let request = CreateMultipartUploadRequest {
+            bucket: self.settings.bucket.clone(),
+            key: object.to_string(),
+            content_type: Some(content_type.to_string()),
+            server_side_encryption: upload.server_side_encryption.clone(),
+            storage_class: upload.storage_class.clone(),
+            ..Default::default()
+        };
+        let output = self
+            .client
+            .create_multipart_upload(request)
+            .await
+            .map_err(|e| self.fail(e.into(), Target::Object(object)))?;
+        output.upload_id.ok_or_else(|| {
+            StorageError::Unavailable("the store started a multipart upload without an id".into())
+        })
+    }
+
+    /// Sends `buffered` and the rest of `body` as parts, then completes the upload. Returns
+    /// the object's size.
+    async fn upload_parts(
+        &self,
+        object: &str,
+        upload_id: &str,
+        mut buffered: BytesMut,
+        mut body: ByteStream,
+        max_bytes: u64,
+    ) -> Result<u64, StorageError> {
+        let part_size = self.settings.part_size as usize;
+        let mut size = buffered.len() as u64;
+        let mut parts = Vec::new();
+        let mut finished = false;
+        while !finished || !buffered.is_empty() {
+            if buffered.len() >= part_size || (finished && !buffered.is_empty()) {
+                let take = buffered.len().min(part_size);
+                let part = buffered.split_to(take).freeze();
+                parts.push(
+                    self.upload_part(object, upload_id, parts.len() as i64 + 1, part)
+                        .await?,
+                );
+                continue;
+            }
+            match body.next().await {
+                None => finished = true,
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    size += chunk.len() as u64;
+                    if size > max_bytes {
+                        return Err(StorageError::TooLarge { limit: max_bytes });
+                    }
+                    buffered.extend_from_slice(&chunk);
+                }
+            }
+        }
+        let request = CompleteMultipartUploadRequest {
+            bucket: self.settings.bucket.clone(),
+            key: object.to_string(),
+            upload_id: upload_id.to_string(),
+            multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+            ..Default::default()
+        };
+        self.client
+            .complete_multipart_upload(request)
+            .await
+            .map_err(|e| self.fail(e.into(), Target::Object(object)))?;
+        Ok(size)
+    }
+
+    async fn upload_part(
+        &self,
+        object: &str,
+        upload_id: &str,
+        number: i64,
+        part: Bytes,
+    ) -> Result<CompletedPart, StorageError> {
+        if number > MAX_PARTS {
+            return Err(StorageError::Refused(format!(
+                "the object needs more than {MAX_PARTS} parts: raise the s3 `part_size`"
+            )));
+        }
+        let request = UploadPartRequest {
+            bucket: self.settings.bucket.clone(),
+            key: object.to_string(),
+            upload_id: upload_id.to_string(),
+            part_number: number,
+            content_length: Some(part.len() as i64),
+            body: Some(streaming_body(part)),
+            ..Default::default()
+        };
+        let output = self
+            .client
+            .upload_part(request)
+            .await
+            .map_err(|e| self.fail(e.into(), Target::Object(object)))?;
+        Ok(CompletedPart {
+            e_tag: output.e_tag,
+            part_number: Some(number),
+        })
+    }
+
+    /// Best effort: a failed abort leaves an incomplete upload that a bucket lifecycle rule
+    /// (AbortIncompleteMultipartUpload) removes; it is never visible as an object.
+    async fn abort_multipart(&self, object: &str, upload_id: &str) {
+        let request = AbortMultipartUploadRequest {
+            bucket: self.settings.bucket.clone(),
+            key: object.to_string(),
+            upload_id: upload_id.to_string(),
+            ..Default::default()
+        };
+        let _ = self.client.abort_multipart_upload(request).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for S3Storage {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        mut body: ByteStream,
+        content_type: &str,
+        max_bytes: u64,
+    ) -> Result<StoredObject, StorageError> {
+        validate_key(key)?;
+        let object = self.object_key(key);
+        // Read up to the threshold: a small body goes up in one request.
+        let threshold = self.settings.multipart_threshold;
+        let mut buffered = BytesMut::new();
+        loop {
+            match body.next().await {
+                None => {
+                    let size = buffered.len() as u64;
+                    self.put_single(&object, buffered.freeze(), content_type)
+                        .await?;
+                    return Ok(StoredObject::written(self, key, size, content_type));
+                }
+                Some(chunk) => {
+                    let chunk = chunk?;
+                    if buffered.len() as u64 + chunk.len() as u64 > max_bytes {
+                        return Err(StorageError::TooLarge { limit: max_bytes });
+                    }
+                    buffered.extend_from_slice(&chunk);
+                    if buffered.len() as u64 > threshold {
+                        break;
+                    }
+                }
+            }
+        }
+        let upload_id = self.start_multipart(&object, content_type).await?;
+        match self
+            .upload_parts(&object, &upload_id, buffered, body, max_bytes)
+            .await
+        {
+            Ok(size) => Ok(StoredObject::written(self, key, size, content_type)),
+            Err(e) => {
+                self.abort_multipart(&object, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo, StorageError> {
+        validate_key(key)?;
+        let request = HeadObjectRequest {
+            bucket: self.settings.bucket.clone(),
+            key: self.object_key(key),
+            ..Default::default()
+        };
+        let output = self
+            .client
+            .head_object(request)
+            .await
+            .map_err(|e| self.fail(e.into(), Target::Object(key)))?;
+        Ok(ObjectInfo {
+            size: output.content_length.unwrap_or(0).max(0) as u64,
+            content_type: output
+                .content_type
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| content_type_of(key).to_string()),
+            etag: output
+                .e_tag
+                .map(|e| e.trim_start_matches("W/").trim_matches('"').to_string())
+                .unwrap_or_default(),
+            last_modified: output.last_modified.as_deref().and_then(parse_http_date),
+        })
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<ByteStream, StorageError> {
+        validate_key(key)?;
+        if range.is_some_and(|r| r.end < r.start) {
+            return Err(StorageError::BadRange);
+        }
+        let request = GetObjectRequest {
+            bucket: self.settings.bucket.clone(),
+            key: self.object_key(key),
+            range: range.map(|r| format!("bytes={}-{}", r.start, r.end)),
+            ..Default::default()
+        };
+        let output = self
+            .client
+            .get_object(request)
+            .await
+            .map_err(|e| self.fail(e.into(), Target::Object(key)))?;
+        Ok(match output.body {
+            Some(body) => body.map(|chunk| chunk.map_err(StorageError::Io)).boxed(),
+            None => futures::stream::empty().boxed(),
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        validate_key(key)?;
+        let request = DeleteObjectRequest {
+            bucket: self.settings.bucket.clone(),
+            key: self.object_key(key),
+            ..Default::default()
+        };
+        match self.client.delete_object(request).await {
+            Ok(_) => Ok(()),
+            Err(e) => match self.fail(e.into(), Target::Object(key)) {
+                StorageError::NotFound(_) => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// A CDN URL when one is configured; else a presigned GET (`presign`, the default) or the
+    /// plain object URL.
+    fn url(&self, key: &str) -> String {
+        let object = self.object_key(key);
+        let s = &self.settings;
+        if s.cdn_base_url.is_some() || s.cloudfront_domain.is_some() || !s.presign {
+            return self.public_url(&object);
+        }
+        self.refresh_soon();
+        match self.credentials.cached() {
+            Some(credentials) => self.presigned_url(&object, &credentials),
+            // Unreachable after `new`, which resolves the credentials once.
+            None => self.public_url(&object),
+        }
+    }
+
+    fn delivery(&self, key: &str) -> Delivery {
+        match self.settings.delivery {
+            S3Delivery::Redirect => Delivery::Redirect(self.url(key)),
+            S3Delivery::Proxy => Delivery::Proxy,
+        }
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.head_bucket()).await {
+            Ok(result) => result,
+            Err(_) => Err(StorageError::Unavailable(format!(
+                "the S3 store did not answer within {} s",
+                PROBE_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+}
+
+fn streaming_body(bytes: Bytes) -> StreamingBody {
+    let len = bytes.len();
+    StreamingBody::new_with_size(futures::stream::once(async move { Ok(bytes) }), len)
+}
+
+/// `Last-Modified` (RFC 7231 IMF-fixdate, `Wed, 21 Oct 2015 07:28:00 GMT`); some servers send
+/// RFC 3339.
+fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(value)
+        .or_else(|_| DateTime::parse_from_rfc3339(value))
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Percent-encodes each `/`-separated segment (RFC 3986 unreserved characters stay).
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
