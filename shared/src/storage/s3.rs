@@ -161,10 +161,10 @@ impl S3Storage {
 
     /// Creates the bucket unless it exists (tests, `make dev`).
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
-        match self.head_bucket().await {
+        match self.head_bucket_raw().await {
             Ok(()) => return Ok(()),
-            Err(StorageError::Refused(m)) if m.ends_with("does not exist") => {}
-            Err(e) => return Err(e),
+            Err(f) if f.status == Some(404) || f.is("NoSuchBucket") => {}
+            Err(f) => return Err(self.fail(f, Target::Bucket)),
         }
         let configuration = (self.settings.endpoint().is_none()
             && self.settings.region != "us-east-1")
@@ -196,7 +196,7 @@ impl S3Storage {
         classify(f, &self.settings.bucket, target)
     }
 
-    async fn head_bucket(&self) -> Result<(), StorageError> {
+    async fn head_bucket_raw(&self) -> Result<(), Failure> {
         let request = HeadBucketRequest {
             bucket: self.settings.bucket.clone(),
             ..Default::default()
@@ -204,7 +204,7 @@ impl S3Storage {
         self.client
             .head_bucket(request)
             .await
-            .map_err(|e| self.fail(e.into(), Target::Bucket))
+            .map_err(Failure::from)
     }
 
     /// The URL without a signature: CDN, endpoint (path- or virtual-host style) or AWS.
@@ -536,8 +536,8 @@ impl Storage for S3Storage {
     }
 
     async fn probe(&self) -> Result<(), StorageError> {
-        match tokio::time::timeout(PROBE_TIMEOUT, self.head_bucket()).await {
-            Ok(result) => result,
+        match tokio::time::timeout(PROBE_TIMEOUT, self.head_bucket_raw()).await {
+            Ok(result) => result.map_err(|f| self.fail(f, Target::Bucket)),
             Err(_) => Err(StorageError::Unavailable(format!(
                 "the S3 store did not answer within {} s",
                 PROBE_TIMEOUT.as_secs()
