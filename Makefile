@@ -7,12 +7,12 @@ export BOARDS_REDIS_URL ?= redis://127.0.0.1:6379
 export BOARDS_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/%2f
 export BOARDS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-# Tools the build installs for itself (diesel_cli) go here, not into ~/.cargo. A `diesel` on PATH
-# is used as it is.
+# Tools the build installs for itself (diesel_cli, SeaweedFS's `weed` for the S3 tests) go here,
+# not into ~/.cargo. A `diesel` on PATH is used as it is; `BOARDS_WEED_BIN` names another `weed`.
 TOOLS_DIR := $(CURDIR)/.cache/tools
 DIESEL ?= $(shell command -v diesel 2>/dev/null || echo $(TOOLS_DIR)/bin/diesel)
 
-.PHONY: help dev test lint fmt migrate bench schema schema-check services services-check tools build release sdl
+.PHONY: help dev test lint fmt migrate bench schema schema-check services services-check tools weed build release sdl
 
 help:
 	@echo "make dev           set up the services, migrate, run the API and the worker (GraphiQL at http://localhost:8088/graphql)"
@@ -39,7 +39,7 @@ migrate: services build
 	@scripts/ensure-database.sh "$$BOARDS_DATABASE_URL"
 	./target/debug/boards-api migrate
 
-dev: migrate
+dev: migrate weed
 	@scripts/dev.sh
 
 fmt:
@@ -51,6 +51,10 @@ lint:
 
 tools:
 	@test -x "$(DIESEL)" || scripts/install-diesel.sh "$(TOOLS_DIR)"
+
+# The S3-compatible server the storage tests start (one per test); quick when installed.
+weed:
+	@test -n "$$BOARDS_WEED_BIN" || scripts/install-seaweedfs.sh "$(TOOLS_DIR)"
 
 # Regenerates shared/src/db/schema.rs from a freshly migrated scratch database.
 schema: tools
@@ -66,7 +70,7 @@ schema-check: tools
 sdl:
 	cargo run -q -p boards-api -- print-schema > api/schema.graphql
 
-test: services lint schema-check
+test: services lint schema-check weed
 	cargo test --workspace
 
 # HTTP benchmark of the release build (figures go to docs/benchmarks.md).

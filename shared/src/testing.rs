@@ -1,10 +1,13 @@
 //! Test support (feature `test-helpers`): a fresh PostgreSQL database per test, cloned from a
-//! template that is migrated once per migration set.
+//! template that is migrated once per migration set; a SeaweedFS server per S3 test.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::OnceCell;
+
+mod seaweedfs;
+pub use seaweedfs::SeaweedFs;
 
 /// The server to create test databases on (`BOARDS_TEST_DATABASE_URL`, any database on it).
 pub fn admin_url() -> String {

@@ -5,23 +5,22 @@
 
 mod error;
 mod settings;
+mod upload;
 
 use std::{
     sync::{Arc, RwLock},
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use rusoto_core::{credential::AwsCredentials, HttpClient, Region};
 use rusoto_credential::{ChainProvider, CredentialsError, ProvideAwsCredentials, StaticProvider};
 use rusoto_s3::{
     util::{PreSignedRequest as _, PreSignedRequestOption},
-    AbortMultipartUploadRequest, CompleteMultipartUploadRequest, CompletedMultipartUpload,
-    CompletedPart, CreateBucketConfiguration, CreateBucketRequest, CreateMultipartUploadRequest,
-    DeleteObjectRequest, GetObjectRequest, HeadBucketRequest, HeadObjectRequest, PutObjectRequest,
-    S3Client, StreamingBody, UploadPartRequest, S3,
+    CreateBucketConfiguration, CreateBucketRequest, DeleteObjectRequest, GetObjectRequest,
+    HeadBucketRequest, HeadObjectRequest, S3Client, S3,
 };
 
 use self::error::{classify, Failure, Target};
@@ -161,10 +160,10 @@ impl S3Storage {
 
     /// Creates the bucket unless it exists (tests, `make dev`).
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
-        match self.head_bucket().await {
+        match self.head_bucket_raw().await {
             Ok(()) => return Ok(()),
-            Err(StorageError::Refused(m)) if m.ends_with("does not exist") => {}
-            Err(e) => return Err(e),
+            Err(f) if f.status == Some(404) || f.is("NoSuchBucket") => {}
+            Err(f) => return Err(self.fail(f, Target::Bucket)),
         }
         let configuration = (self.settings.endpoint().is_none()
             && self.settings.region != "us-east-1")
@@ -196,7 +195,7 @@ impl S3Storage {
         classify(f, &self.settings.bucket, target)
     }
 
-    async fn head_bucket(&self) -> Result<(), StorageError> {
+    async fn head_bucket_raw(&self) -> Result<(), Failure> {
         let request = HeadBucketRequest {
             bucket: self.settings.bucket.clone(),
             ..Default::default()
@@ -204,7 +203,7 @@ impl S3Storage {
         self.client
             .head_bucket(request)
             .await
-            .map_err(|e| self.fail(e.into(), Target::Bucket))
+            .map_err(Failure::from)
     }
 
     /// The URL without a signature: CDN, endpoint (path- or virtual-host style) or AWS.
@@ -252,148 +251,6 @@ impl S3Storage {
                 let _ = credentials.current().await;
             });
         }
-    }
-
-    async fn put_single(
-        &self,
-        object: &str,
-        body: Bytes,
-        content_type: &str,
-    ) -> Result<(), StorageError> {
-        let upload = &self.settings.upload_config;
-        let request = PutObjectRequest {
-            bucket: self.settings.bucket.clone(),
-            key: object.to_string(),
-            content_length: Some(body.len() as i64),
-            body: Some(streaming_body(body)),
-            content_type: Some(content_type.to_string()),
-            server_side_encryption: upload.server_side_encryption.clone(),
-            storage_class: upload.storage_class.clone(),
-            ..Default::default()
-        };
-        self.client
-            .put_object(request)
-            .await
-            .map(drop)
-            .map_err(|e| self.fail(e.into(), Target::Object(object)))
-    }
-
-    async fn start_multipart(
-        &self,
-        object: &str,
-        content_type: &str,
-    ) -> Result<String, StorageError> {
-        let upload = &self.settings.upload_config;
-        let request = CreateMultipartUploadRequest {
-            bucket: self.settings.bucket.clone(),
-            key: object.to_string(),
-            content_type: Some(content_type.to_string()),
-            server_side_encryption: upload.server_side_encryption.clone(),
-            storage_class: upload.storage_class.clone(),
-            ..Default::default()
-        };
-        let output = self
-            .client
-            .create_multipart_upload(request)
-            .await
-            .map_err(|e| self.fail(e.into(), Target::Object(object)))?;
-        output.upload_id.ok_or_else(|| {
-            StorageError::Unavailable("the store started a multipart upload without an id".into())
-        })
-    }
-
-    /// Sends `buffered` and the rest of `body` as parts, then completes the upload. Returns
-    /// the object's size.
-    async fn upload_parts(
-        &self,
-        object: &str,
-        upload_id: &str,
-        mut buffered: BytesMut,
-        mut body: ByteStream,
-        max_bytes: u64,
-    ) -> Result<u64, StorageError> {
-        let part_size = self.settings.part_size as usize;
-        let mut size = buffered.len() as u64;
-        let mut parts = Vec::new();
-        let mut finished = false;
-        while !finished || !buffered.is_empty() {
-            if buffered.len() >= part_size || (finished && !buffered.is_empty()) {
-                let take = buffered.len().min(part_size);
-                let part = buffered.split_to(take).freeze();
-                parts.push(
-                    self.upload_part(object, upload_id, parts.len() as i64 + 1, part)
-                        .await?,
-                );
-                continue;
-            }
-            match body.next().await {
-                None => finished = true,
-                Some(chunk) => {
-                    let chunk = chunk?;
-                    size += chunk.len() as u64;
-                    if size > max_bytes {
-                        return Err(StorageError::TooLarge { limit: max_bytes });
-                    }
-                    buffered.extend_from_slice(&chunk);
-                }
-            }
-        }
-        let request = CompleteMultipartUploadRequest {
-            bucket: self.settings.bucket.clone(),
-            key: object.to_string(),
-            upload_id: upload_id.to_string(),
-            multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
-            ..Default::default()
-        };
-        self.client
-            .complete_multipart_upload(request)
-            .await
-            .map_err(|e| self.fail(e.into(), Target::Object(object)))?;
-        Ok(size)
-    }
-
-    async fn upload_part(
-        &self,
-        object: &str,
-        upload_id: &str,
-        number: i64,
-        part: Bytes,
-    ) -> Result<CompletedPart, StorageError> {
-        if number > MAX_PARTS {
-            return Err(StorageError::Refused(format!(
-                "the object needs more than {MAX_PARTS} parts: raise the s3 `part_size`"
-            )));
-        }
-        let request = UploadPartRequest {
-            bucket: self.settings.bucket.clone(),
-            key: object.to_string(),
-            upload_id: upload_id.to_string(),
-            part_number: number,
-            content_length: Some(part.len() as i64),
-            body: Some(streaming_body(part)),
-            ..Default::default()
-        };
-        let output = self
-            .client
-            .upload_part(request)
-            .await
-            .map_err(|e| self.fail(e.into(), Target::Object(object)))?;
-        Ok(CompletedPart {
-            e_tag: output.e_tag,
-            part_number: Some(number),
-        })
-    }
-
-    /// Best effort: a failed abort leaves an incomplete upload that a bucket lifecycle rule
-    /// (AbortIncompleteMultipartUpload) removes; it is never visible as an object.
-    async fn abort_multipart(&self, object: &str, upload_id: &str) {
-        let request = AbortMultipartUploadRequest {
-            bucket: self.settings.bucket.clone(),
-            key: object.to_string(),
-            upload_id: upload_id.to_string(),
-            ..Default::default()
-        };
-        let _ = self.client.abort_multipart_upload(request).await;
     }
 }
 
@@ -536,19 +393,14 @@ impl Storage for S3Storage {
     }
 
     async fn probe(&self) -> Result<(), StorageError> {
-        match tokio::time::timeout(PROBE_TIMEOUT, self.head_bucket()).await {
-            Ok(result) => result,
+        match tokio::time::timeout(PROBE_TIMEOUT, self.head_bucket_raw()).await {
+            Ok(result) => result.map_err(|f| self.fail(f, Target::Bucket)),
             Err(_) => Err(StorageError::Unavailable(format!(
                 "the S3 store did not answer within {} s",
                 PROBE_TIMEOUT.as_secs()
             ))),
         }
     }
-}
-
-fn streaming_body(bytes: Bytes) -> StreamingBody {
-    let len = bytes.len();
-    StreamingBody::new_with_size(futures::stream::once(async move { Ok(bytes) }), len)
 }
 
 /// `Last-Modified` (RFC 7231 IMF-fixdate, `Wed, 21 Oct 2015 07:28:00 GMT`); some servers send

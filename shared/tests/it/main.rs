@@ -1,5 +1,6 @@
-//! Shared-library integration tests against a real PostgreSQL.
+//! Shared-library integration tests against a real PostgreSQL and a real S3-compatible server.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod job_runs;
 mod migrations;
+mod s3;
