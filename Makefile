@@ -78,3 +78,4 @@ bench: services release
 	cargo build --release -p boards-bench
 	./target/release/boards-bench --api target/release/boards-api
 	./target/release/boards-bench pipeline --worker target/release/boards-worker
+	./target/release/boards-bench uploads

@@ -90,8 +90,10 @@ pkgs=()
 want() { [[ " ${pkgs[*]} " == *" $1 "* ]] || pkgs+=("$1"); }
 command -v psql >/dev/null 2>&1 || want postgresql-client
 command -v curl >/dev/null 2>&1 || want curl
+# The S3 provider (rusoto with native-tls) links OpenSSL.
+pkg-config --exists openssl 2>/dev/null || { want libssl-dev; want pkg-config; }
 if $check_only; then
-  [ ${#pkgs[@]} -eq 0 ] || problem "MISSING: psql or curl, which make uses (Debian packages: ${pkgs[*]})."
+  [ ${#pkgs[@]} -eq 0 ] || problem "MISSING: psql, curl or OpenSSL's headers, which the build and make use (Debian packages: ${pkgs[*]})."
   pkgs=()
 fi
 for url in "$db_url" "$test_db_url"; do

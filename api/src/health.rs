@@ -15,6 +15,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         &state.pool,
         &state.redis,
         state.relay.probe(boards_shared::readiness::PROBE_TIMEOUT),
+        state.storage.as_ref(),
     )
     .await;
     if ok {

@@ -108,7 +108,7 @@ impl Application {
             logger.clone(),
             background.clone(),
         ));
-        let storage = boards_shared::storage::from_config(&config)?;
+        let storage = boards_shared::storage::open(&config, &logger).await?;
         let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
             .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
         let metrics_listener = match config.api.metrics_address.as_str() {
@@ -139,6 +139,12 @@ impl Application {
             publisher,
             relay: relay_handle,
             sse,
+            signer: boards_shared::storage::signer_from_config(&config),
+            uploader: Arc::new(boards_shared::domain::uploads::Uploader::new(
+                storage.clone(),
+                boards_shared::domain::uploads::UploadLimits::from_config(&config),
+            )),
+            fetcher: Arc::new(url_fetcher(&config)?),
             storage,
             metrics,
             metrics_address,
@@ -260,6 +266,23 @@ fn display_host(host: &str) -> &str {
     }
 }
 
+/// The SSRF-guarded fetcher of URL imports, from configuration.
+fn url_fetcher(config: &boards_shared::Config) -> anyhow::Result<boards_shared::net::Fetcher> {
+    use boards_shared::net::{AllowList, FetchPolicy, Fetcher, SystemResolver};
+    let allow = AllowList::parse(&config.uploads.url_import_allowed_hosts).map_err(|e| {
+        anyhow::anyhow!("BOARDS_URL_IMPORT_ALLOWED_HOSTS (uploads.url_import_allowed_hosts): {e}")
+    })?;
+    Ok(Fetcher::new(
+        FetchPolicy {
+            allow,
+            max_bytes: config.uploads.max_upload_size,
+            total_timeout: Duration::from_secs(config.uploads.url_import_timeout_seconds),
+            ..FetchPolicy::default()
+        },
+        Arc::new(SystemResolver),
+    ))
+}
+
 /// Every route of the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
@@ -270,6 +293,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(rest::progress::stream),
         )
         .route("/api/storage/status", web::get().to(rest::storage::status))
+        .service(
+            web::resource("/api/uploads/artifact")
+                .route(web::post().to(rest::uploads::upload))
+                .default_service(web::to(|| async {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((header::ALLOW, "POST"))
+                        .json(json!({"detail": "Method Not Allowed"}))
+                })),
+        )
         .service(
             web::resource("/api/storage/{key:.*}")
                 .route(web::get().to(rest::storage::serve))

@@ -186,9 +186,15 @@ pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let timeout = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| Duration::from_secs(s.config.api.body_timeout_seconds));
+    // Uploads stream large bodies: they get their own, longer deadline.
+    let upload = req.path() == "/api/uploads/artifact";
+    let timeout = req.app_data::<web::Data<AppState>>().map(|s| {
+        Duration::from_secs(if upload {
+            s.config.uploads.timeout_seconds
+        } else {
+            s.config.api.body_timeout_seconds
+        })
+    });
     let payload = req.take_payload();
     let Some(timeout) = timeout.filter(|_| !matches!(payload, Payload::None)) else {
         req.set_payload(payload);

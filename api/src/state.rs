@@ -45,6 +45,12 @@ pub struct AppState {
     pub sse: Arc<crate::sse::SseHub>,
     /// Stored artifacts (served at `/api/storage`).
     pub storage: Arc<dyn Storage>,
+    /// Private deployments: checks the signatures of `/api/storage` URLs.
+    pub signer: Option<Arc<boards_shared::storage::UrlSigner>>,
+    /// Uploads (REST file uploads and GraphQL URL imports).
+    pub uploader: Arc<boards_shared::domain::uploads::Uploader>,
+    /// URL imports' fetcher (SSRF-guarded).
+    pub fetcher: Arc<boards_shared::net::Fetcher>,
     /// Prometheus metrics of this process.
     pub metrics: Arc<Metrics>,
     /// The listener that alone serves `/metrics`, when `api.metrics_address` is set.

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 pub(crate) const SECRET: &str = "bench-secret-0123456789-0123456789";
 
 mod pipeline;
+mod uploads;
 
 #[derive(Parser, Clone)]
 #[command(about = "Benchmarks of boards-api and boards-worker")]
@@ -38,6 +39,8 @@ enum Bench {
     Http,
     /// Job pipeline: throughput, end-to-end latency, progress latency, SSE fan-out.
     Pipeline(pipeline::PipelineArgs),
+    /// Uploads: MiB/s to local and S3 storage, curl ceiling, API RSS under concurrent uploads.
+    Uploads(uploads::UploadArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -117,6 +120,17 @@ struct Seeded {
     lister_token: String,
 }
 
+/// Signs the benchmark's tokens (the API runs with the same secret).
+pub(crate) fn signer() -> anyhow::Result<JwtProvider> {
+    JwtProvider::from_config(&AuthConfig {
+        provider: "jwt".into(),
+        config: json!({}),
+        jwt_secret: Some(boards_shared::config::Secret::new(SECRET)),
+        jwt_tenant_claim: None,
+        leeway_seconds: 60,
+    })
+}
+
 pub(crate) fn token(signer: &JwtProvider, sub: &str) -> anyhow::Result<String> {
     signer.sign(&json!({
         "iss": "boards", "aud": "boards-api", "sub": sub,
@@ -147,13 +161,7 @@ async fn gql(
 }
 
 async fn seed(api: &Api, db: &TestDb) -> anyhow::Result<Seeded> {
-    let signer = JwtProvider::from_config(&AuthConfig {
-        provider: "jwt".into(),
-        config: json!({}),
-        jwt_secret: Some(boards_shared::config::Secret::new(SECRET)),
-        jwt_tenant_claim: None,
-        leeway_seconds: 60,
-    })?;
+    let signer = crate::signer()?;
     let client = reqwest::Client::new();
     let base = api.base.as_str();
     let owner = token(&signer, "owner")?;
@@ -371,6 +379,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Bench::Pipeline(p)) => pipeline::run(&cli.args, &p).await,
+        Some(Bench::Uploads(u)) => uploads::run(&cli.args, &u).await,
         Some(Bench::Http) | None => http(cli.args).await,
     }
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use boards_shared::{auth::JwtProvider, config::AuthConfig, testing::TestDb};
+use boards_shared::testing::TestDb;
 use futures::StreamExt as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
@@ -181,13 +181,7 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("starting {} (run `make release` first)", p.worker))?,
     );
-    let signer = JwtProvider::from_config(&AuthConfig {
-        provider: "jwt".into(),
-        config: json!({}),
-        jwt_secret: Some(boards_shared::config::Secret::new(SECRET)),
-        jwt_tenant_claim: None,
-        leeway_seconds: 60,
-    })?;
+    let signer = crate::signer()?;
     let owner = token(&signer, "pipeline")?;
     let client = reqwest::Client::new();
     let base = api.base.clone();

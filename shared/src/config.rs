@@ -51,6 +51,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub generators: GeneratorsConfig,
     pub storage: StorageConfig,
+    pub uploads: UploadsConfig,
     pub jobs: JobsConfig,
 }
 
@@ -64,6 +65,48 @@ pub struct StorageConfig {
     pub local_public_url_base: String,
     /// Largest artifact stored, in bytes.
     pub max_file_size: u64,
+    /// `storage_config.yaml` (providers and routing rules, runtime.md §4); empty = none.
+    pub config_path: String,
+    /// The provider used when no routing rule matches; empty = the file's, else `local`.
+    pub default_provider: String,
+    /// Public deployments hand out plain URLs; private ones (`false`) signed URLs that expire.
+    pub public: bool,
+    /// Lifetime of signed and presigned URLs.
+    pub url_expiry_seconds: u64,
+    /// Key signing the local provider's URLs in private deployments (shared by all API
+    /// replicas). Secret.
+    pub signing_key: Option<Secret>,
+    /// S3 from the environment: a bucket adds (or replaces) the provider named `s3`.
+    pub s3_bucket: String,
+    pub s3_region: String,
+    pub s3_endpoint_url: String,
+    pub s3_prefix: String,
+    pub s3_cdn_base_url: String,
+    /// `redirect` (to a presigned or public URL) or `proxy` (the API streams the object).
+    pub s3_delivery: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: Option<Secret>,
+    pub s3_session_token: Option<Secret>,
+    /// The providers and rules in effect, resolved when loading (file, then environment).
+    #[serde(skip)]
+    pub layout: crate::storage::settings::Layout,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Largest upload, in bytes (checked while streaming).
+    pub max_upload_size: u64,
+    /// Extensions an uploaded file's name may have (case-insensitive; none passes).
+    pub allowed_extensions: Vec<String>,
+    /// The whole upload body must arrive within this many seconds.
+    pub timeout_seconds: u64,
+    /// Hosts or CIDRs URL imports may reach although they are private or loopback.
+    pub url_import_allowed_hosts: Vec<String>,
+    /// Total time of one URL import (connect, redirects, body).
+    pub url_import_timeout_seconds: u64,
+    /// Largest uploaded image given a thumbnail, in bytes.
+    pub thumbnail_max_source_bytes: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -325,6 +368,35 @@ impl Default for Config {
                 local_base_path: "/tmp/boards/storage".into(),
                 local_public_url_base: String::new(),
                 max_file_size: 100 * 1024 * 1024,
+                config_path: String::new(),
+                default_provider: String::new(),
+                public: true,
+                url_expiry_seconds: 3600,
+                signing_key: None,
+                s3_bucket: String::new(),
+                s3_region: String::new(),
+                s3_endpoint_url: String::new(),
+                s3_prefix: String::new(),
+                s3_cdn_base_url: String::new(),
+                s3_delivery: String::new(),
+                s3_access_key_id: String::new(),
+                s3_secret_access_key: None,
+                s3_session_token: None,
+                layout: Default::default(),
+            },
+            uploads: UploadsConfig {
+                max_upload_size: 100 * 1024 * 1024,
+                allowed_extensions: [
+                    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".mp4", ".mov", ".avi", ".webm",
+                    ".mp3", ".wav", ".ogg", ".m4a", ".txt", ".md", ".json",
+                ]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+                timeout_seconds: 900,
+                url_import_allowed_hosts: vec![],
+                url_import_timeout_seconds: 60,
+                thumbnail_max_source_bytes: 32 * 1024 * 1024,
             },
             jobs: JobsConfig {
                 max_attempts: 3,
@@ -591,6 +663,96 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "storage.max_file_size",
         Kind::Int,
     ),
+    key(
+        "BOARDS_STORAGE_CONFIG_PATH",
+        "storage.config_path",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_STORAGE_DEFAULT_PROVIDER",
+        "storage.default_provider",
+        Kind::Str,
+    ),
+    key("BOARDS_STORAGE_PUBLIC", "storage.public", Kind::Bool),
+    key(
+        "BOARDS_STORAGE_URL_EXPIRY_SECONDS",
+        "storage.url_expiry_seconds",
+        Kind::Int,
+    ),
+    EnvKey {
+        env: "BOARDS_STORAGE_SIGNING_KEY",
+        aliases: &[],
+        path: "storage.signing_key",
+        kind: Kind::Str,
+        secret: true,
+    },
+    key("BOARDS_STORAGE_S3_BUCKET", "storage.s3_bucket", Kind::Str),
+    key("BOARDS_STORAGE_S3_REGION", "storage.s3_region", Kind::Str),
+    key(
+        "BOARDS_STORAGE_S3_ENDPOINT_URL",
+        "storage.s3_endpoint_url",
+        Kind::Str,
+    ),
+    key("BOARDS_STORAGE_S3_PREFIX", "storage.s3_prefix", Kind::Str),
+    key(
+        "BOARDS_STORAGE_S3_CDN_BASE_URL",
+        "storage.s3_cdn_base_url",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_STORAGE_S3_DELIVERY",
+        "storage.s3_delivery",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_AWS_ACCESS_KEY_ID",
+        "storage.s3_access_key_id",
+        Kind::Str,
+    ),
+    EnvKey {
+        env: "BOARDS_AWS_SECRET_ACCESS_KEY",
+        aliases: &[],
+        path: "storage.s3_secret_access_key",
+        kind: Kind::Str,
+        secret: true,
+    },
+    EnvKey {
+        env: "BOARDS_AWS_SESSION_TOKEN",
+        aliases: &[],
+        path: "storage.s3_session_token",
+        kind: Kind::Str,
+        secret: true,
+    },
+    key(
+        "BOARDS_MAX_UPLOAD_SIZE",
+        "uploads.max_upload_size",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_ALLOWED_UPLOAD_EXTENSIONS",
+        "uploads.allowed_extensions",
+        Kind::List,
+    ),
+    key(
+        "BOARDS_UPLOAD_TIMEOUT_SECONDS",
+        "uploads.timeout_seconds",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_URL_IMPORT_ALLOWED_HOSTS",
+        "uploads.url_import_allowed_hosts",
+        Kind::List,
+    ),
+    key(
+        "BOARDS_URL_IMPORT_TIMEOUT_SECONDS",
+        "uploads.url_import_timeout_seconds",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_THUMBNAIL_MAX_SOURCE_BYTES",
+        "uploads.thumbnail_max_source_bytes",
+        Kind::Int,
+    ),
     key("BOARDS_JOB_MAX_ATTEMPTS", "jobs.max_attempts", Kind::Int),
     key(
         "BOARDS_JOB_RETRY_DELAYS_MS",
@@ -659,6 +821,7 @@ impl Config {
         if config.storage.local_public_url_base.is_empty() {
             config.storage.local_public_url_base = default_public_url_base(&config.api);
         }
+        config.storage.layout = resolve_storage(&mut config, env)?;
         config.validate(env)?;
         Ok(config)
     }
@@ -871,6 +1034,139 @@ impl Config {
             "production" | "prod"
         )
     }
+}
+
+/// The storage providers in effect: `storage_config.yaml` (when named), then the environment
+/// (`BOARDS_STORAGE_LOCAL_*` replace the `local` provider's fields, `BOARDS_STORAGE_S3_BUCKET`
+/// adds or replaces the `s3` provider), checked as a whole.
+fn resolve_storage(
+    config: &mut Config,
+    env: &BTreeMap<String, String>,
+) -> Result<crate::storage::settings::Layout, ConfigError> {
+    use crate::storage::{
+        s3::{S3Delivery, S3Settings},
+        settings::{self, LocalSettings, ProviderSpec},
+    };
+    let derived_base = default_public_url_base(&config.api);
+    let st = &mut config.storage;
+    let (mut layout, values) = if st.config_path.is_empty() {
+        Default::default()
+    } else {
+        settings::load_file(Path::new(&st.config_path), env).map_err(ConfigError)?
+    };
+    if let Some(max) = values.max_file_size {
+        if !env.contains_key("BOARDS_STORAGE_MAX_FILE_SIZE") {
+            st.max_file_size = max;
+        }
+    }
+    let set = |name: &str| env.contains_key(name);
+    let local_from_env = set("BOARDS_STORAGE_LOCAL_BASE_PATH")
+        || set("BOARDS_STORAGE_LOCAL_PUBLIC_URL_BASE")
+        || st.config_path.is_empty();
+    if local_from_env {
+        let entry = layout
+            .providers
+            .entry("local".into())
+            .or_insert_with(|| ProviderSpec::Local(LocalSettings::default()));
+        if let ProviderSpec::Local(local) = entry {
+            if set("BOARDS_STORAGE_LOCAL_BASE_PATH") || local.base_path.is_empty() {
+                local.base_path = st.local_base_path.clone();
+            }
+            if set("BOARDS_STORAGE_LOCAL_PUBLIC_URL_BASE") || local.public_url_base.is_empty() {
+                local.public_url_base = st.local_public_url_base.clone();
+            }
+        }
+    }
+    for spec in layout.providers.values_mut() {
+        if let ProviderSpec::Local(local) = spec {
+            if local.base_path.is_empty() {
+                local.base_path = "/tmp/boards/storage".into();
+            }
+            if local.public_url_base.is_empty() {
+                local.public_url_base = derived_base.clone();
+            }
+        }
+    }
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let proxy =
+        match st.s3_delivery.as_str() {
+            "" | "redirect" => false,
+            "proxy" => true,
+            _ => return Err(ConfigError(
+                "BOARDS_STORAGE_S3_DELIVERY (storage.s3_delivery): expected `redirect` or `proxy`"
+                    .into(),
+            )),
+        };
+    if !st.s3_bucket.is_empty() {
+        let mut s3 = S3Settings {
+            bucket: st.s3_bucket.clone(),
+            endpoint_url: some(&st.s3_endpoint_url),
+            prefix: st.s3_prefix.clone(),
+            cdn_base_url: some(&st.s3_cdn_base_url),
+            aws_access_key_id: some(&st.s3_access_key_id),
+            aws_secret_access_key: st.s3_secret_access_key.clone().filter(|s| !s.is_empty()),
+            aws_session_token: st.s3_session_token.clone().filter(|s| !s.is_empty()),
+            ..S3Settings::default()
+        };
+        if !st.s3_region.is_empty() {
+            s3.region = st.s3_region.clone();
+        }
+        if proxy {
+            s3.delivery = S3Delivery::Proxy;
+        }
+        layout
+            .providers
+            .insert("s3".into(), ProviderSpec::S3(Box::new(s3)));
+    }
+    for spec in layout.providers.values_mut() {
+        if let ProviderSpec::S3(s3) = spec {
+            if set("BOARDS_STORAGE_URL_EXPIRY_SECONDS") {
+                s3.url_expiry_seconds = st.url_expiry_seconds;
+            }
+            // Private deployments never hand out plain bucket or CDN URLs.
+            if !st.public {
+                if s3.cdn_base_url.is_some() || s3.cloudfront_domain.is_some() {
+                    return Err(ConfigError(
+                        "storage: a CDN base URL (cdn_base_url, cloudfront_domain, \
+                         BOARDS_STORAGE_S3_CDN_BASE_URL) serves objects publicly; unset it or \
+                         set BOARDS_STORAGE_PUBLIC=true"
+                            .into(),
+                    ));
+                }
+                s3.presign = true;
+            }
+        }
+    }
+    layout.default_provider = if !st.default_provider.is_empty() {
+        st.default_provider.clone()
+    } else if let Some(d) = values.default_provider {
+        d
+    } else if layout.providers.len() == 1 {
+        layout.providers.keys().next().cloned().unwrap_or_default()
+    } else {
+        "local".into()
+    };
+    st.default_provider = layout.default_provider.clone();
+    layout.check().map_err(ConfigError)?;
+    let has_local = layout
+        .providers
+        .values()
+        .any(|p| matches!(p, ProviderSpec::Local(_)));
+    let key_len = st.signing_key.as_ref().map_or(0, |k| k.expose().len());
+    if !st.public && has_local && key_len < 32 {
+        return Err(ConfigError(
+            "storage.signing_key: a private deployment (BOARDS_STORAGE_PUBLIC=false) with a \
+             local provider needs BOARDS_STORAGE_SIGNING_KEY, at least 32 characters, the same \
+             for every API replica and worker"
+                .into(),
+        ));
+    }
+    if st.url_expiry_seconds == 0 || st.url_expiry_seconds > 604_800 {
+        return Err(ConfigError(
+            "storage.url_expiry_seconds: must be between 1 and 604800 (7 days)".into(),
+        ));
+    }
+    Ok(layout)
 }
 
 /// `http://{host}:{port}/api/storage`: where this API serves stored files, as a browser on the
@@ -1262,6 +1558,112 @@ mod tests {
             ("postgres://u:p?ss@db/boards", "postgres://u:***@db/boards"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn storage_providers_come_from_the_file_and_the_environment() {
+        use crate::storage::settings::ProviderSpec;
+        let c = Config::load_from(&env(&[])).unwrap();
+        assert_eq!(c.storage.layout.default_provider, "local");
+        assert_eq!(c.storage.layout.providers.len(), 1);
+
+        let c = Config::load_from(&env(&[
+            ("BOARDS_STORAGE_S3_BUCKET", "art"),
+            ("BOARDS_STORAGE_S3_ENDPOINT_URL", "http://127.0.0.1:8333"),
+            ("BOARDS_AWS_ACCESS_KEY_ID", "AKID"),
+            ("BOARDS_AWS_SECRET_ACCESS_KEY", "sekrit"),
+            ("BOARDS_STORAGE_DEFAULT_PROVIDER", "s3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.storage.layout.default_provider, "s3");
+        match &c.storage.layout.providers["s3"] {
+            // The credentials are really used (the original dropped them).
+            ProviderSpec::S3(s3) => {
+                assert_eq!(s3.aws_access_key_id.as_deref(), Some("AKID"));
+                assert_eq!(
+                    s3.aws_secret_access_key.as_ref().map(Secret::expose),
+                    Some("sekrit")
+                );
+                assert_eq!(s3.endpoint_url.as_deref(), Some("http://127.0.0.1:8333"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{c:?}").contains("sekrit"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("storage_config.yaml");
+        std::fs::write(
+            &file,
+            "storage:\n  default_provider: big\n  max_file_size: 2048\n  providers:\n    big: { type: s3, config: { bucket: \"${B}\" } }\n    local: { type: local }\n  routing_rules:\n    - { condition: { artifact_type: image }, provider: local }\n",
+        )
+        .unwrap();
+        let path = file.to_string_lossy().to_string();
+        let c = Config::load_from(&env(&[
+            ("BOARDS_STORAGE_CONFIG_PATH", &path),
+            ("B", "from-env"),
+        ]))
+        .unwrap();
+        assert_eq!(c.storage.layout.default_provider, "big");
+        assert_eq!(c.storage.max_file_size, 2048);
+        assert_eq!(c.storage.layout.rules.len(), 1);
+        match &c.storage.layout.providers["local"] {
+            ProviderSpec::Local(l) => {
+                assert_eq!(l.public_url_base, "http://127.0.0.1:8088/api/storage")
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = Config::load_from(&env(&[("BOARDS_STORAGE_CONFIG_PATH", &path)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("B is not set") && err.contains("storage_config.yaml"),
+            "{err}"
+        );
+        let c = Config::load_from(&env(&[
+            ("BOARDS_STORAGE_CONFIG_PATH", &path),
+            ("B", "xyz"),
+            ("BOARDS_STORAGE_MAX_FILE_SIZE", "99"),
+        ]))
+        .unwrap();
+        assert_eq!(c.storage.max_file_size, 99);
+
+        for (pairs, named) in [
+            (
+                vec![("BOARDS_STORAGE_DEFAULT_PROVIDER", "nope")],
+                "storage.default_provider",
+            ),
+            (
+                vec![("BOARDS_STORAGE_PUBLIC", "false")],
+                "storage.signing_key",
+            ),
+            (
+                vec![
+                    ("BOARDS_STORAGE_PUBLIC", "false"),
+                    (
+                        "BOARDS_STORAGE_SIGNING_KEY",
+                        "0123456789abcdef0123456789abcdef",
+                    ),
+                    ("BOARDS_STORAGE_S3_BUCKET", "b"),
+                    ("BOARDS_STORAGE_S3_CDN_BASE_URL", "https://cdn.example.com"),
+                ],
+                "CDN",
+            ),
+            (
+                vec![("BOARDS_STORAGE_S3_DELIVERY", "teleport")],
+                "s3_delivery",
+            ),
+            (
+                vec![("BOARDS_STORAGE_URL_EXPIRY_SECONDS", "0")],
+                "url_expiry_seconds",
+            ),
+            (
+                vec![("BOARDS_STORAGE_CONFIG_PATH", "/nonexistent/storage.yaml")],
+                "cannot read",
+            ),
+        ] {
+            let err = Config::load_from(&env(&pairs)).unwrap_err().to_string();
+            assert!(err.contains(named), "{pairs:?}: {err}");
         }
     }
 

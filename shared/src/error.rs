@@ -18,6 +18,9 @@ pub enum AppError {
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A body over its size limit (REST 413).
+    #[error("{0}")]
+    TooLarge(String),
     /// A feature this server does not offer (yet).
     #[error("{0}")]
     NotImplemented(String),
@@ -39,6 +42,7 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
+            Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::NotImplemented(_) => "NOT_IMPLEMENTED",
             Self::Unavailable(..) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -53,6 +57,7 @@ impl AppError {
             Self::NotFound(_) => 404,
             Self::BadInput(_) => 400,
             Self::Conflict(_) => 409,
+            Self::TooLarge(_) => 413,
             Self::NotImplemented(_) => 501,
             Self::Unavailable(..) => 503,
             Self::Internal(_) => 500,

@@ -10,23 +10,26 @@ use crate::{db::PgPool, progress::RedisPool};
 /// How long one dependency may take to answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Probes PostgreSQL, Redis and the broker (`broker` proves a round trip, see
-/// [`crate::queue::BrokerLink::probe`]) concurrently. Returns whether all answered and the
+/// Probes PostgreSQL, Redis, the broker (`broker` proves a round trip, see
+/// [`crate::queue::BrokerLink::probe`]) and the artifact store concurrently. Returns whether all answered and the
 /// body naming each failing dependency.
 pub async fn check(
     pool: &PgPool,
     redis: &RedisPool,
     broker: impl Future<Output = bool>,
+    storage: &dyn crate::storage::Storage,
 ) -> (bool, Value) {
-    let (db, redis, broker) = tokio::join!(
+    let (db, redis, broker, store) = tokio::join!(
         tokio::time::timeout(PROBE_TIMEOUT, crate::db::ping(pool)),
         tokio::time::timeout(PROBE_TIMEOUT, crate::progress::ping(redis)),
         broker,
+        tokio::time::timeout(PROBE_TIMEOUT, storage.probe()),
     );
     let checks = [
         ("postgresql", matches!(db, Ok(Ok(())))),
         ("redis", matches!(redis, Ok(Ok(())))),
         ("rabbitmq", broker),
+        ("storage", matches!(store, Ok(Ok(())))),
     ];
     let failing: Vec<&str> = checks
         .iter()

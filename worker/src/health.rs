@@ -23,6 +23,7 @@ async fn ready(env: web::Data<Arc<WorkerEnv>>) -> HttpResponse {
         &env.pool,
         &env.redis,
         env.broker.probe(boards_shared::readiness::PROBE_TIMEOUT),
+        env.storage.as_ref(),
     )
     .await;
     if ok {

@@ -439,13 +439,16 @@ async fn execute(
         claim.attempt,
         &output.extension,
     );
+    let bytes = bytes::Bytes::from(output.bytes);
+    let size = bytes.len() as u64;
     let stored = env
         .storage
-        .put(
+        .put_sized(
             &key,
-            storage::stream_of(output.bytes),
+            storage::stream_of(bytes.clone()),
             &output.content_type,
             env.config.storage.max_file_size,
+            Some(size),
         )
         .await
         .map_err(|e| match e {
@@ -455,17 +458,33 @@ async fn execute(
             // The store being down or refusing is retried (a put never leaves half an object).
             other => GenerateError::Transient(format!("Storing the artifact failed: {other}")),
         })?;
+    // A thumbnail never fails the artifact.
+    let thumbnail = if output.content_type.starts_with("image/") {
+        thumbnail(env, job, claim, bytes).await
+    } else {
+        drop(bytes);
+        None
+    };
     let mut metadata = output.metadata;
     metadata.insert("generation_id".into(), json!(job.id));
     metadata.insert("storage_url".into(), json!(stored.url));
     metadata.insert("storage_key".into(), json!(stored.key));
-    metadata.insert("storage_provider".into(), json!(env.storage.name()));
+    metadata.insert("storage_provider".into(), json!(stored.provider));
     metadata.insert("content_type".into(), json!(stored.content_type));
     metadata.insert("size".into(), json!(stored.size));
+    if let Some(t) = &thumbnail {
+        metadata.insert("thumbnail_key".into(), json!(t.key));
+    }
     let completed = match env.pool.get().await {
-        Ok(mut conn) => job_runs::complete(&mut conn, claim, &stored.url, &Value::Object(metadata))
-            .await
-            .map_err(|e| GenerateError::Transient(format!("database: {e}"))),
+        Ok(mut conn) => job_runs::complete(
+            &mut conn,
+            claim,
+            &stored.url,
+            thumbnail.as_ref().map(|t| t.url.as_str()),
+            &Value::Object(metadata),
+        )
+        .await
+        .map_err(|e| GenerateError::Transient(format!("database: {e}"))),
         Err(e) => Err(GenerateError::Transient(format!("database: {e}"))),
     };
     match completed {
@@ -474,12 +493,40 @@ async fn execute(
             // The run lost the job: the object is this run's own, so removing it never
             // touches another run's artifact.
             let _ = env.storage.delete(&key).await;
+            if let Some(t) = &thumbnail {
+                let _ = env.storage.delete(&t.key).await;
+            }
             Err(GenerateError::Cancelled)
         }
         // The commit may have happened before the error (a connection lost after COMMIT was
         // sent): the object stays, at worst an orphan, never a completed row's missing file.
         Err(e) => Err(e),
     }
+}
+
+/// A small JPEG of a generated image, stored beside it; `None` when it cannot be made.
+async fn thumbnail(
+    env: &Arc<WorkerEnv>,
+    job: &Generation,
+    claim: &Claim,
+    bytes: bytes::Bytes,
+) -> Option<storage::StoredObject> {
+    storage::store_thumbnail(
+        env.storage.as_ref(),
+        bytes,
+        env.config.worker.max_image_pixels,
+        |ext| {
+            storage::run_key(
+                job.tenant_id,
+                job.board_id,
+                job.id,
+                claim.attempt,
+                "thumbnail",
+                ext,
+            )
+        },
+    )
+    .await
 }
 
 async fn finish(

@@ -67,7 +67,7 @@ impl Worker {
             Duration::from_millis(config.redis.command_timeout_ms),
             logger.clone(),
         );
-        let storage = boards_shared::storage::from_config(&config)?;
+        let storage = boards_shared::storage::open(&config, &logger).await?;
         let env = Arc::new(WorkerEnv {
             topology: Topology::new(&config),
             worker_id: format!(

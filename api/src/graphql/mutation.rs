@@ -7,7 +7,9 @@ use boards_shared::{
         members,
         tags::{self as tag_ops, CreateTag, UpdateTag},
         text::check_opt_text,
+        uploads,
     },
+    generators::ArtifactKind,
     AppError,
 };
 use juniper::graphql_object;
@@ -88,8 +90,16 @@ impl Mutation {
     async fn delete_board(ctx: &Context, id: Uuid) -> GqlResult<OperationResult> {
         let actor = ctx.actor("delete a board")?;
         let mut conn = ctx.conn().await?;
+        let metadata =
+            boards_shared::db::models::generations::metadata_of_board(&mut conn, id).await?;
         board_ops::delete_board(&mut conn, &actor, id).await?;
         crate::sse::announce_access_change(&ctx.state, id);
+        // The board's artifacts go with it.
+        let keys = metadata
+            .iter()
+            .flat_map(boards_shared::storage::object_keys)
+            .collect();
+        boards_shared::storage::remove_in_background(ctx.state.storage.clone(), keys);
         Ok(OperationResult::SUCCESS)
     }
 
@@ -167,6 +177,10 @@ impl Mutation {
         let actor = ctx.actor("delete a generation")?;
         let mut conn = ctx.conn().await?;
         let deleted = generation_ops::delete_generation(&mut conn, &actor, id).await?;
+        boards_shared::storage::remove_in_background(
+            ctx.state.storage.clone(),
+            boards_shared::storage::object_keys(&deleted.output_metadata),
+        );
         if matches!(deleted.status.as_str(), "pending" | "processing") {
             let channel =
                 boards_shared::progress::cancel_channel(&ctx.state.config.redis.channel_prefix);
@@ -185,19 +199,81 @@ impl Mutation {
         regenerate_as(ctx, id, "retry a generation").await
     }
 
-    /// Imports an artifact from a URL (not available yet).
+    /// Imports an artifact from a URL (contract §2.7): fetched through the SSRF guard,
+    /// streamed into storage, recorded as a completed generation.
     async fn upload_artifact(
         ctx: &Context,
         input: UploadArtifactInput,
     ) -> GqlResult<GenerationObj> {
-        ctx.actor("upload")?;
+        let actor = ctx.actor("upload")?;
         check_opt_text("fileUrl", input.file_url.as_deref())?;
         check_opt_text("originalFilename", input.original_filename.as_deref())?;
         check_opt_text("userDescription", input.user_description.as_deref())?;
-        Err(
-            AppError::NotImplemented("uploadArtifact is not supported by this server yet".into())
-                .into(),
-        )
+        let Some(url) = input.file_url.clone().filter(|u| !u.trim().is_empty()) else {
+            return Err(AppError::bad_input("file_url is required").into());
+        };
+        let kind = ArtifactKind::parse(input.artifact_type.as_db())
+            .ok_or_else(|| AppError::bad_input("Unsupported artifact type"))?;
+        let uploader = &ctx.state.uploader;
+        let prepared = {
+            let mut conn = ctx.conn().await?;
+            uploader
+                .prepare(&mut conn, &actor, input.board_id, kind)
+                .await?
+        };
+        let fetched = ctx
+            .state
+            .fetcher
+            .get(&url)
+            .await
+            .map_err(|e| AppError::bad_input(e.to_string()))?;
+        let filename = input.original_filename.clone().unwrap_or_else(|| {
+            fetched
+                .final_url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .unwrap_or_default()
+                .to_string()
+        });
+        let declared = fetched.content_type.clone();
+        let details = uploads::Details {
+            user_description: input.user_description.clone().filter(|d| !d.is_empty()),
+            parent_generation_id: input.parent_generation_id,
+        };
+        let source = uploads::Source::Url(url);
+        let stored = uploader
+            .store(
+                prepared.clone(),
+                source.clone(),
+                &filename,
+                declared.as_deref(),
+                fetched.body,
+                fetched.content_length,
+            )
+            .await;
+        let mut conn = ctx.conn().await?;
+        match stored {
+            Ok(stored) => Ok(GenerationObj::new(
+                uploader.record(&mut conn, stored, details).await?,
+            )),
+            Err(error) if uploads::is_store_failure(&error) => {
+                let failed = uploader
+                    .record_failure(
+                        &mut conn,
+                        &prepared,
+                        &uploads::Origin {
+                            source: &source,
+                            filename: &filename,
+                            declared_type: declared.as_deref(),
+                        },
+                        &details,
+                        error,
+                    )
+                    .await;
+                Err(failed.error.into())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn create_tag(ctx: &Context, input: CreateTagInput) -> GqlResult<TagObj> {

@@ -3,6 +3,7 @@
 pub mod files;
 pub mod progress;
 pub mod storage;
+pub mod uploads;
 
 use actix_web::{http::header, HttpRequest, HttpResponse};
 use boards_shared::{

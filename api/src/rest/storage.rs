@@ -23,6 +23,9 @@ use crate::state::AppState;
 struct Params {
     download: Option<String>,
     filename: Option<String>,
+    /// Signed URLs of private deployments.
+    expires: Option<String>,
+    signature: Option<String>,
 }
 
 /// `download` as FastAPI/pydantic reads a boolean query parameter.
@@ -58,6 +61,13 @@ pub async fn serve(
         }
     };
     let key = path.into_inner();
+    // Private deployments serve only what a valid, unexpired signature covers.
+    if let Some(signer) = &state.signer {
+        if let Err(e) = signer.verify(&key, params.expires.as_deref(), params.signature.as_deref())
+        {
+            return error_response(&AppError::forbidden(format!("Access denied: {e}")));
+        }
+    }
     // Stores that serve their own objects get a redirect (a signed or public URL).
     if let Delivery::Redirect(url) = state.storage.delivery(&key) {
         return HttpResponse::TemporaryRedirect()

@@ -224,12 +224,15 @@ async fn the_client_generation_lifecycle_works_unchanged() {
     assert_eq!(list["generations"].as_array().unwrap().len(), 1);
 }
 
+/// The client's `uploadArtifact` document runs; a URL the SSRF guard refuses (loopback, not
+/// allow-listed: refused before any connection) stores nothing. The successful import is in
+/// `uploads.rs`, against a server on 127.0.0.1.
 #[tokio::test]
-async fn upload_artifact_from_url_is_refused_as_not_implemented() {
+async fn upload_artifact_from_url_answers_the_client_document() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let b = board(&app, &alice.token).await;
-    let input = json!({"input": {"boardId": b, "artifactType": "IMAGE", "fileUrl": "https://example.com/cat.png", "originalFilename": "cat.png", "userDescription": "a cat"}});
+    let input = json!({"input": {"boardId": b, "artifactType": "IMAGE", "fileUrl": "http://127.0.0.1:9/cat.png", "originalFilename": "cat.png", "userDescription": "a cat"}});
     let res = app
         .gql(
             Some(&alice.token),
@@ -238,7 +241,9 @@ async fn upload_artifact_from_url_is_refused_as_not_implemented() {
         )
         .await;
     assert!(res["data"].is_null(), "{res}");
-    assert_eq!(error_of(&res).1, "NOT_IMPLEMENTED", "{res}");
+    let (message, code) = error_of(&res);
+    assert_eq!(code, "BAD_USER_INPUT", "{res}");
+    assert!(message.starts_with("URL not allowed"), "{res}");
     let res = app.gql(None, &upload_artifact_from_url(), input).await;
     assert_eq!(error_of(&res).1, "UNAUTHENTICATED", "{res}");
     // Nothing was stored.

@@ -27,5 +27,6 @@ mod sse_access;
 mod storage;
 mod tags;
 mod transport;
+mod uploads;
 mod util;
 mod worker_faults;

@@ -330,18 +330,30 @@ pub mod fixtures {
 
     /// Number of queued job messages for `generation_id`.
     pub async fn outbox_count(app: &TestApp, generation_id: &str) -> i64 {
+        count(
+            app,
+            &format!("SELECT count(*) AS n FROM boards.job_outbox WHERE generation_id = '{generation_id}'"),
+        )
+        .await
+    }
+
+    /// Number of generations (any status) on `board_id`.
+    pub async fn count_generations(app: &TestApp, board_id: &str) -> i64 {
+        count(
+            app,
+            &format!("SELECT count(*) AS n FROM boards.generations WHERE board_id = '{board_id}'"),
+        )
+        .await
+    }
+
+    async fn count(app: &TestApp, query: &str) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
         let mut conn = app.db.connect().await.unwrap();
-        let rows: Vec<N> = diesel::sql_query(format!(
-            "SELECT count(*) AS n FROM boards.job_outbox WHERE generation_id = '{generation_id}'"
-        ))
-        .load(&mut conn)
-        .await
-        .unwrap();
+        let rows: Vec<N> = diesel::sql_query(query).load(&mut conn).await.unwrap();
         rows[0].n
     }
 }

@@ -11,6 +11,7 @@ pub mod members;
 pub mod paging;
 pub mod tags;
 pub mod text;
+pub mod uploads;
 
 use uuid::Uuid;
 

@@ -19,6 +19,8 @@ use super::{
 pub struct LocalStorage {
     root: PathBuf,
     public_base: String,
+    /// Private deployments: URLs carry an expiring signature.
+    signer: Option<std::sync::Arc<super::UrlSigner>>,
 }
 
 impl LocalStorage {
@@ -26,7 +28,14 @@ impl LocalStorage {
         Self {
             root: root.into(),
             public_base: public_base.trim_end_matches('/').to_string(),
+            signer: None,
         }
+    }
+
+    /// Signs every URL with `signer` (private deployments).
+    pub fn with_signer(mut self, signer: Option<std::sync::Arc<super::UrlSigner>>) -> Self {
+        self.signer = signer;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -204,7 +213,14 @@ impl Storage for LocalStorage {
     }
 
     fn url(&self, key: &str) -> String {
-        format!("{}/{key}", self.public_base)
+        match &self.signer {
+            Some(signer) => format!("{}/{key}?{}", self.public_base, signer.sign(key)),
+            None => format!("{}/{key}", self.public_base),
+        }
+    }
+
+    fn urls_expire(&self) -> bool {
+        self.signer.is_some()
     }
 
     async fn probe(&self) -> Result<(), StorageError> {

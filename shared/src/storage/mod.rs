@@ -12,7 +12,10 @@
 pub mod conformance;
 pub mod local;
 pub mod memory;
+mod routed;
 pub mod s3;
+pub mod settings;
+pub mod signing;
 
 use std::sync::Arc;
 
@@ -22,7 +25,9 @@ use futures::{stream::BoxStream, StreamExt as _};
 
 pub use local::LocalStorage;
 pub use memory::MemoryStorage;
+pub use routed::Routed;
 pub use s3::{S3Settings, S3Storage};
+pub use signing::{SignatureError, UrlSigner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -86,6 +91,8 @@ pub struct StoredObject {
     pub url: String,
     pub size: u64,
     pub content_type: String,
+    /// The configured provider that holds it (`output_metadata.storage_provider`).
+    pub provider: String,
 }
 
 impl StoredObject {
@@ -96,6 +103,7 @@ impl StoredObject {
             url: store.url(key),
             size,
             content_type: content_type.to_string(),
+            provider: store.name().to_string(),
         }
     }
 }
@@ -151,6 +159,19 @@ pub trait Storage: Send + Sync {
         max_bytes: u64,
     ) -> Result<StoredObject, StorageError>;
 
+    /// [`Self::put`] with the body's size when the caller knows it (routing rules on size
+    /// use it; a single store ignores it).
+    async fn put_sized(
+        &self,
+        key: &str,
+        body: ByteStream,
+        content_type: &str,
+        max_bytes: u64,
+        _size_hint: Option<u64>,
+    ) -> Result<StoredObject, StorageError> {
+        self.put(key, body, content_type, max_bytes).await
+    }
+
     async fn head(&self, key: &str) -> Result<ObjectInfo, StorageError>;
 
     /// The object's bytes, or only `range` of them.
@@ -161,6 +182,18 @@ pub trait Storage: Send + Sync {
 
     /// The URL clients use for `key` (stored in `generations.storage_url`).
     fn url(&self, key: &str) -> String;
+
+    /// The URL of `key` held by the configured provider `provider` (a row's
+    /// `output_metadata.storage_provider`); a single store ignores the name.
+    fn url_in(&self, _provider: &str, key: &str) -> String {
+        self.url(key)
+    }
+
+    /// Whether URLs expire (signed or presigned), so that readers must compute them afresh
+    /// from the key instead of using the one stored with the row.
+    fn urls_expire(&self) -> bool {
+        false
+    }
 
     /// How the API serves `key` at `/api/storage/{key}`.
     fn delivery(&self, _key: &str) -> Delivery {
@@ -180,13 +213,139 @@ pub async fn read_all(
     collect(storage.get(key, None).await?, limit).await
 }
 
-/// The configured store, built the same way by both binaries.
-pub fn from_config(config: &crate::Config) -> anyhow::Result<Arc<dyn Storage>> {
+/// The signer of local URLs in private deployments (`storage.public = false`).
+pub fn signer_from_config(config: &crate::Config) -> Option<Arc<UrlSigner>> {
     let storage = &config.storage;
-    Ok(Arc::new(LocalStorage::new(
-        &storage.local_base_path,
-        &storage.local_public_url_base,
+    if storage.public {
+        return None;
+    }
+    let key = storage.signing_key.as_ref()?;
+    Some(Arc::new(UrlSigner::new(
+        key.expose().as_bytes(),
+        std::time::Duration::from_secs(storage.url_expiry_seconds),
     )))
+}
+
+/// The configured store, built the same way by both binaries: one provider, or several behind
+/// the routing rules (runtime.md §4.2).
+pub async fn from_config(config: &crate::Config) -> anyhow::Result<Arc<dyn Storage>> {
+    use settings::ProviderSpec;
+    let layout = &config.storage.layout;
+    let signer = signer_from_config(config);
+    let mut built: Vec<(String, Arc<dyn Storage>)> = Vec::new();
+    for (name, spec) in &layout.providers {
+        let store: Arc<dyn Storage> = match spec {
+            ProviderSpec::Local(l) => Arc::new(
+                LocalStorage::new(&l.base_path, &l.public_url_base).with_signer(signer.clone()),
+            ),
+            ProviderSpec::S3(s3) => Arc::new(
+                s3::S3Storage::new((**s3).clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("storage provider `{name}`: {e}"))?,
+            ),
+        };
+        built.push((name.clone(), store));
+    }
+    if built.len() == 1 && layout.rules.is_empty() {
+        let (name, store) = built.remove(0);
+        return Ok(Arc::new(Routed::single(name, store)));
+    }
+    Ok(Arc::new(Routed::new(layout, built)?))
+}
+
+/// [`from_config`], then a probe of every store: a store that refuses (wrong credentials, a
+/// missing bucket) stops startup with its reason; one that does not answer yet is logged and
+/// reported by `/ready` until it does.
+pub async fn open(
+    config: &crate::Config,
+    logger: &slog::Logger,
+) -> anyhow::Result<Arc<dyn Storage>> {
+    let store = from_config(config).await?;
+    match tokio::time::timeout(std::time::Duration::from_secs(10), store.probe()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(StorageError::Refused(m))) => anyhow::bail!("storage: {m}"),
+        Ok(Err(e)) => slog::warn!(logger, "the artifact store does not answer yet"; "error" => %e),
+        Err(_) => {
+            slog::warn!(logger, "the artifact store does not answer yet"; "error" => "timed out")
+        }
+    }
+    Ok(store)
+}
+
+/// The URL of a row's artifact (`key_field`: `storage_key` or `thumbnail_key` of its
+/// `output_metadata`): the stored one, or one computed afresh from the key when the store's
+/// URLs expire (signed or presigned).
+pub fn artifact_url(
+    storage: &dyn Storage,
+    stored: Option<&str>,
+    metadata: &serde_json::Value,
+    key_field: &str,
+) -> Option<String> {
+    if storage.urls_expire() {
+        if let Some(key) = metadata.get(key_field).and_then(serde_json::Value::as_str) {
+            let provider = metadata
+                .get("storage_provider")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            return Some(storage.url_in(provider, key));
+        }
+    }
+    stored.map(str::to_string)
+}
+
+/// Makes a thumbnail of the image `bytes` (on a blocking thread, within `max_pixels`) and
+/// stores it under `key(extension)`; `None` when it cannot be made or stored (a thumbnail never
+/// fails its artifact).
+pub async fn store_thumbnail(
+    storage: &dyn Storage,
+    bytes: Bytes,
+    max_pixels: u64,
+    key: impl FnOnce(&str) -> String,
+) -> Option<StoredObject> {
+    let thumb = tokio::task::spawn_blocking(move || {
+        crate::media::thumbnail(
+            &bytes,
+            crate::media::THUMBNAIL_MAX_SIDE,
+            &crate::media::DecodeLimits { max_pixels },
+        )
+    })
+    .await
+    .ok()?
+    .ok()?;
+    let key = key(thumb.extension);
+    let size = thumb.bytes.len() as u64;
+    storage
+        .put_sized(
+            &key,
+            stream_of(thumb.bytes),
+            thumb.content_type,
+            size,
+            Some(size),
+        )
+        .await
+        .ok()
+}
+
+/// The objects a row's `output_metadata` names (the artifact and its thumbnail).
+pub fn object_keys(metadata: &serde_json::Value) -> Vec<String> {
+    ["storage_key", "thumbnail_key"]
+        .iter()
+        .filter_map(|f| metadata.get(*f).and_then(serde_json::Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Removes the objects of deleted rows in the background (best effort: a failure leaves an
+/// orphan object, never a row without its file).
+pub fn remove_in_background(storage: Arc<dyn Storage>, keys: Vec<String>) {
+    if keys.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        for key in keys {
+            let _ = storage.delete(&key).await;
+        }
+    });
 }
 
 /// Checks a key: non-empty `/`-separated segments of `[A-Za-z0-9._-]`, no `.`/`..` segment.
@@ -218,6 +377,29 @@ pub fn artifact_key(
     ext: &str,
 ) -> String {
     format!("{tenant}/{board}/{generation}/run-{attempt}/original.{ext}")
+}
+
+/// The key of a thumbnail (or another variant `name`) one run of a generation makes.
+pub fn run_key(
+    tenant: uuid::Uuid,
+    board: uuid::Uuid,
+    generation: uuid::Uuid,
+    attempt: i32,
+    name: &str,
+    ext: &str,
+) -> String {
+    format!("{tenant}/{board}/{generation}/run-{attempt}/{name}.{ext}")
+}
+
+/// The key of an uploaded file (`name`: `original` or `thumbnail`).
+pub fn upload_key(
+    tenant: uuid::Uuid,
+    board: uuid::Uuid,
+    generation: uuid::Uuid,
+    name: &str,
+    ext: &str,
+) -> String {
+    format!("{tenant}/{board}/{generation}/upload/{name}.{ext}")
 }
 
 /// Content type of a stored file, from its extension.

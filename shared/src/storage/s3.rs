@@ -385,6 +385,11 @@ impl Storage for S3Storage {
         }
     }
 
+    fn urls_expire(&self) -> bool {
+        let s = &self.settings;
+        s.presign && s.cdn_base_url.is_none() && s.cloudfront_domain.is_none()
+    }
+
     fn delivery(&self, key: &str) -> Delivery {
         match self.settings.delivery {
             S3Delivery::Redirect => Delivery::Redirect(self.url(key)),

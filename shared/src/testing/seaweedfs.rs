@@ -95,57 +95,70 @@ impl SeaweedFs {
         }]});
         std::fs::write(dir.join("identities.json"), identities.to_string())
             .unwrap_or_else(|e| panic!("cannot write the identities file: {e}"));
-        // Every listener gets an explicit port, so parallel servers never collide.
-        let ports = free_ports(10);
-        let names = [
-            "s3.port",
-            "s3.port.grpc",
-            "master.port",
-            "master.port.grpc",
-            "volume.port",
-            "volume.port.grpc",
-            "filer.port",
-            "filer.port.grpc",
-            "admin.port",
-            "admin.port.grpc",
-        ];
-        let d = |p: &str| dir.join(p).display().to_string();
-        let mut args: Vec<String> = vec![
-            "mini".into(),
-            format!("-dir={}", d("data")),
-            format!("-s3.config={}", d("identities.json")),
-            "-ip=127.0.0.1".into(),
-            "-ip.bind=127.0.0.1".into(),
-            // Nothing but 127.0.0.1: no telemetry, no extra gateways.
-            "-master.telemetry=false".into(),
-            "-webdav=false".into(),
-            "-admin.ui=false".into(),
-            "-s3.port.iceberg=0".into(),
-            "-s3.port.lance=0".into(),
-            // Like AWS: a put into a missing bucket fails rather than creating it.
-            "-s3.autoCreateBucket=false".into(),
-            format!("-filer.localSocket={}", d("tmp/filer.sock")),
-            format!("-s3.localSocket={}", d("tmp/s3.sock")),
-        ];
-        args.extend(
-            names
-                .iter()
-                .zip(&ports)
-                .map(|(name, port)| format!("-{name}={port}")),
-        );
-        let mut server = SeaweedFs {
-            access_key,
-            secret_key,
-            bucket: format!("boards-test-{}", random_token(8)),
-            s3_port: ports[0],
-            ports,
-            bin,
-            dir,
-            args,
-            child: None,
-        };
-        server.launch().await;
-        server
+        // Every listener gets an explicit port. Ports are picked free, but another process
+        // may take one before weed binds it: a server that exits during startup is started
+        // again on fresh ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ports = free_ports(10);
+            let names = [
+                "s3.port",
+                "s3.port.grpc",
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "admin.port",
+                "admin.port.grpc",
+            ];
+            let d = |p: &str| dir.join(p).display().to_string();
+            let mut args: Vec<String> = vec![
+                "mini".into(),
+                format!("-dir={}", d("data")),
+                format!("-s3.config={}", d("identities.json")),
+                "-ip=127.0.0.1".into(),
+                "-ip.bind=127.0.0.1".into(),
+                // Nothing but 127.0.0.1: no telemetry, no extra gateways.
+                "-master.telemetry=false".into(),
+                "-webdav=false".into(),
+                "-admin.ui=false".into(),
+                "-s3.port.iceberg=0".into(),
+                "-s3.port.lance=0".into(),
+                // Like AWS: a put into a missing bucket fails rather than creating it.
+                "-s3.autoCreateBucket=false".into(),
+                format!("-filer.localSocket={}", d("tmp/filer.sock")),
+                format!("-s3.localSocket={}", d("tmp/s3.sock")),
+            ];
+            args.extend(
+                names
+                    .iter()
+                    .zip(&ports)
+                    .map(|(name, port)| format!("-{name}={port}")),
+            );
+            let mut server = SeaweedFs {
+                access_key: access_key.clone(),
+                secret_key: secret_key.clone(),
+                bucket: format!("boards-test-{}", random_token(8)),
+                s3_port: ports[0],
+                ports,
+                bin: bin.clone(),
+                dir: dir.clone(),
+                args,
+                child: None,
+            };
+
+            match server.try_launch().await {
+                Ok(()) => return server,
+                Err(log) if attempt < 3 => {
+                    server.child = None;
+                    eprintln!("weed exited during startup, retrying on other ports:\n{log}");
+                }
+                Err(log) => panic!("weed exited during startup three times:\n{log}"),
+            }
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -195,6 +208,12 @@ impl SeaweedFs {
     }
 
     async fn launch(&mut self) {
+        if let Err(log) = self.try_launch().await {
+            panic!("weed exited during startup:\n{log}");
+        }
+    }
+
+    async fn try_launch(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -215,12 +234,12 @@ impl SeaweedFs {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         self.child = Some(child);
-        self.wait_ready().await;
+        self.wait_ready().await
     }
 
     /// Waits until the bucket exists and answers with these credentials (creating it once the
     /// S3 gateway is up).
-    async fn wait_ready(&mut self) {
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let storage = self.storage().await;
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
@@ -229,13 +248,12 @@ impl SeaweedFs {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "weed exited during startup ({status}):\n{}",
-                    self.log_tail()
-                );
+                return Err(format!("({status})\n{}", self.log_tail()));
             }
-            let Err(last) = storage.ensure_bucket().await else {
-                return;
+            // Ready means the bucket exists and an object goes in and comes back (after a
+            // restart the gateway answers before the volume server has registered again).
+            let Err(last) = Self::round_trip(&storage).await else {
+                return Ok(());
             };
             if tokio::time::Instant::now() > deadline {
                 panic!(
@@ -247,6 +265,22 @@ impl SeaweedFs {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    async fn round_trip(storage: &S3Storage) -> Result<(), crate::storage::StorageError> {
+        use crate::storage::Storage as _;
+        const KEY: &str = "boards-test-ready/probe.txt";
+        storage.ensure_bucket().await?;
+        storage
+            .put(
+                KEY,
+                crate::storage::stream_of(&b"ready"[..]),
+                "text/plain",
+                16,
+            )
+            .await?;
+        crate::storage::read_all(storage, KEY, 16).await?;
+        storage.delete(KEY).await
     }
 
     /// The last lines of the server's output.

@@ -661,3 +661,98 @@ async fn hostile_image_filters_leave_the_worker_within_its_memory_budget() {
     );
     signal(&worker, "-TERM");
 }
+
+/// S3 across processes: the worker has a storage directory of its own (no volume shared with
+/// the API) and stores generated artifacts and thumbnails in the bucket; their URLs are
+/// presigned and work over HTTP. The store going down mid-job is transient: the job is retried,
+/// neither fails nor completes while the store is away, and completes once it is back.
+#[tokio::test]
+async fn artifacts_go_to_s3_and_a_store_outage_is_retried() {
+    let mut s3 = boards_shared::testing::SeaweedFs::start().await;
+    let stack = stack_with(&[
+        ("BOARDS_STORAGE_S3_BUCKET", s3.bucket.clone()),
+        ("BOARDS_STORAGE_S3_ENDPOINT_URL", s3.endpoint()),
+        ("BOARDS_AWS_ACCESS_KEY_ID", s3.access_key.clone()),
+        ("BOARDS_AWS_SECRET_ACCESS_KEY", s3.secret_key.clone()),
+        ("BOARDS_STORAGE_DEFAULT_PROVIDER", "s3".into()),
+        ("BOARDS_JOB_RETRY_DELAYS_MS", "500".into()),
+        ("BOARDS_JOB_MAX_ATTEMPTS", "20".into()),
+    ])
+    .await;
+    let own_dir = tempfile::tempdir().unwrap();
+    let own_dir = own_dir.path().to_string_lossy().to_string();
+    let _worker = stack.spawn_worker_with(&[("BOARDS_STORAGE_LOCAL_BASE_PATH", &own_dir)]);
+    let board = stack.board().await;
+
+    let create = "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }";
+    let image = stack
+        .gql(
+            create,
+            json!({"i": {"boardId": board, "generatorName": "local-image", "artifactType": "IMAGE",
+                "inputParams": {"prompt": "s3", "width": 96, "height": 64}}}),
+        )
+        .await["createGeneration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stack
+        .wait_all(
+            std::slice::from_ref(&image),
+            "COMPLETED",
+            Duration::from_secs(60),
+        )
+        .await;
+    let get =
+        "query($id: UUID!) { generation(id: $id) { storageUrl thumbnailUrl outputMetadata } }";
+    let g = stack.gql(get, json!({"id": image})).await["generation"].clone();
+    let url = g["storageUrl"].as_str().unwrap();
+    assert!(url.starts_with(&s3.endpoint()), "{url}");
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert_eq!(g["outputMetadata"]["storage_provider"], "s3");
+    let res = stack.client.get(url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let png = res.bytes().await.unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let thumb = stack
+        .client
+        .get(g["thumbnailUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thumb.status(), 200);
+    // Nothing landed in either process's directory.
+    for dir in [&own_dir, &stack.config.storage.local_base_path] {
+        let files = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(files, 0, "{dir}");
+    }
+
+    s3.stop().await;
+    let echo = stack.echo(&board, 0).await;
+    // While the store is away the job is retried: never failed, never completed.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        let status = stack.statuses(std::slice::from_ref(&echo)).await.remove(0);
+        assert!(
+            matches!(status.as_str(), "PENDING" | "PROCESSING"),
+            "{status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s3.restart().await;
+    stack
+        .wait_all(
+            std::slice::from_ref(&echo),
+            "COMPLETED",
+            Duration::from_secs(60),
+        )
+        .await;
+    let g = stack.gql(get, json!({"id": echo})).await["generation"].clone();
+    let res = stack
+        .client
+        .get(g["storageUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "hi");
+}

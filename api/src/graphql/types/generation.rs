@@ -26,6 +26,20 @@ pub struct GenerationObj {
 }
 
 impl GenerationObj {
+    /// The artifact's (`storage_key`) or thumbnail's (`thumbnail_key`) URL, signed afresh when
+    /// the store's URLs expire.
+    pub fn url(
+        &self,
+        storage: &dyn boards_shared::storage::Storage,
+        key_field: &str,
+    ) -> Option<String> {
+        let stored = match key_field {
+            "thumbnail_key" => self.row.thumbnail_url.as_deref(),
+            _ => self.row.storage_url.as_deref(),
+        };
+        boards_shared::storage::artifact_url(storage, stored, &self.row.output_metadata, key_field)
+    }
+
     pub fn new(mut row: Generation) -> Self {
         let input_params = Json::new(std::mem::take(&mut row.input_params));
         let output_metadata = Json::new(std::mem::take(&mut row.output_metadata));
@@ -104,11 +118,11 @@ impl GenerationObj {
     fn artifact_type(&self) -> GqlResult<ArtifactType> {
         Ok(ArtifactType::from_db(&self.row.artifact_type)?)
     }
-    fn storage_url(&self) -> Option<&str> {
-        self.row.storage_url.as_deref()
+    fn storage_url(&self, ctx: &Context) -> Option<String> {
+        self.url(ctx.state.storage.as_ref(), "storage_key")
     }
-    fn thumbnail_url(&self) -> Option<&str> {
-        self.row.thumbnail_url.as_deref()
+    fn thumbnail_url(&self, ctx: &Context) -> Option<String> {
+        self.url(ctx.state.storage.as_ref(), "thumbnail_key")
     }
     fn additional_files(&self) -> Vec<AdditionalFile> {
         additional_files(&self.row.additional_files)

@@ -117,7 +117,11 @@ fn time(v: Option<&chrono::DateTime<chrono::Utc>>) -> Value<BoardsScalar> {
 }
 
 /// One generation as a juniper object, or `None` if a stored enum is unknown.
-fn direct_object(g: &GenerationObj, fields: &[(&str, &str)]) -> Option<Value<BoardsScalar>> {
+fn direct_object(
+    g: &GenerationObj,
+    fields: &[(&str, &str)],
+    storage: &dyn boards_shared::storage::Storage,
+) -> Option<Value<BoardsScalar>> {
     let row = &g.row;
     let mut obj = Object::with_capacity(fields.len());
     for (key, field) in fields {
@@ -130,8 +134,8 @@ fn direct_object(g: &GenerationObj, fields: &[(&str, &str)]) -> Option<Value<Boa
             "generatorName" => text(&row.generator_name),
             "artifactType" => text(enum_name(ArtifactType::from_db(&row.artifact_type).ok()?)),
             "status" => text(status_name(GenerationStatus::from_db(&row.status).ok()?)),
-            "storageUrl" => opt_text(row.storage_url.as_deref()),
-            "thumbnailUrl" => opt_text(row.thumbnail_url.as_deref()),
+            "storageUrl" => opt_text(g.url(storage, "storage_key").as_deref()),
+            "thumbnailUrl" => opt_text(g.url(storage, "thumbnail_key").as_deref()),
             "externalJobId" => opt_text(row.external_job_id.as_deref()),
             "errorMessage" => opt_text(row.error_message.as_deref()),
             "inputParams" => Value::Scalar(BoardsScalar::Json(g.shared_input_params().0.clone())),
@@ -191,7 +195,7 @@ impl GenerationList {
         let items = self
             .0
             .iter()
-            .map(|g| direct_object(g, &fields))
+            .map(|g| direct_object(g, &fields, executor.context().state.storage.as_ref()))
             .collect::<Option<Vec<_>>>()?;
         Some(Value::List(items))
     }

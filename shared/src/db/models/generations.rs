@@ -93,6 +93,51 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewGeneration) -> QueryR
         .await
 }
 
+/// An upload's row, written complete in one statement (after its object is stored).
+#[derive(Debug, Insertable)]
+#[diesel(table_name = generations)]
+pub struct NewUpload {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub board_id: Uuid,
+    pub user_id: Uuid,
+    pub generator_name: String,
+    pub artifact_type: String,
+    pub input_params: Value,
+    pub status: String,
+    pub storage_url: Option<String>,
+    pub thumbnail_url: Option<String>,
+    pub output_metadata: Value,
+    pub input_artifacts: Value,
+    pub progress: BigDecimal,
+    pub error_message: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+}
+
+pub async fn insert_upload(
+    conn: &mut AsyncPgConnection,
+    new: &NewUpload,
+) -> QueryResult<Generation> {
+    diesel::insert_into(generations::table)
+        .values(new)
+        .returning(Generation::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// The `output_metadata` of every generation on `board_id` (to remove their objects).
+pub async fn metadata_of_board(
+    conn: &mut AsyncPgConnection,
+    board_id: Uuid,
+) -> QueryResult<Vec<Value>> {
+    generations::table
+        .filter(generations::board_id.eq(board_id))
+        .select(generations::output_metadata)
+        .load(conn)
+        .await
+}
+
 pub async fn find_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<Generation>> {
     generations::table
         .filter(generations::id.eq_any(ids))

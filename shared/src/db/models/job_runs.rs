@@ -229,11 +229,13 @@ pub async fn complete(
     conn: &mut AsyncPgConnection,
     claim: &Claim,
     storage_url: &str,
+    thumbnail_url: Option<&str>,
     output_metadata: &Value,
 ) -> QueryResult<Option<Generation>> {
-    let (claim, storage_url, output_metadata) = (
+    let (claim, storage_url, thumbnail_url, output_metadata) = (
         claim.clone(),
         storage_url.to_string(),
+        thumbnail_url.map(str::to_string),
         output_metadata.clone(),
     );
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
@@ -250,7 +252,7 @@ pub async fn complete(
             generations::status.eq("completed"),
             generations::progress.eq(bigdecimal::BigDecimal::from(100)),
             generations::storage_url.eq(Some(storage_url)),
-            generations::thumbnail_url.eq(None::<String>),
+            generations::thumbnail_url.eq(thumbnail_url),
             generations::output_metadata.eq(output_metadata),
             generations::error_message.eq(None::<String>),
             generations::completed_at.eq(diesel::dsl::now),
