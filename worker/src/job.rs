@@ -474,6 +474,7 @@ async fn execute(
     metadata.insert("size".into(), json!(stored.size));
     if let Some(t) = &thumbnail {
         metadata.insert("thumbnail_key".into(), json!(t.key));
+        metadata.insert("thumbnail_provider".into(), json!(t.provider));
     }
     let completed = match env.pool.get().await {
         Ok(mut conn) => job_runs::complete(

@@ -228,12 +228,13 @@ impl Mutation {
             .await
             .map_err(|e| AppError::bad_input(e.to_string()))?;
         let filename = input.original_filename.clone().unwrap_or_else(|| {
-            fetched
-                .final_url
-                .path_segments()
-                .and_then(|mut s| s.next_back())
+            url::Url::parse(&url)
+                .ok()
+                .and_then(|u| {
+                    u.path_segments()
+                        .and_then(|mut s| s.next_back().map(str::to_string))
+                })
                 .unwrap_or_default()
-                .to_string()
         });
         let declared = fetched.content_type.clone();
         let details = uploads::Details {
@@ -251,7 +252,15 @@ impl Mutation {
                 fetched.content_length,
             )
             .await;
-        let mut conn = ctx.conn().await?;
+        let mut conn = match ctx.conn().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                if let Ok(stored) = &stored {
+                    uploader.discard(stored).await;
+                }
+                return Err(e);
+            }
+        };
         match stored {
             Ok(stored) => Ok(GenerationObj::new(
                 uploader.record(&mut conn, stored, details).await?,

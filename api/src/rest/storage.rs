@@ -61,15 +61,48 @@ pub async fn serve(
         }
     };
     let key = path.into_inner();
-    // Private deployments serve only what a valid, unexpired signature covers.
-    if let Some(signer) = &state.signer {
+    // Private deployments serve only what a valid, unexpired signature covers (without a
+    // local store there is no signer: their URLs are the store's presigned ones).
+    if !state.config.storage.public {
+        let Some(signer) = &state.signer else {
+            return error_response(&AppError::forbidden(
+                "Access denied: this deployment serves artifacts through signed URLs",
+            ));
+        };
         if let Err(e) = signer.verify(&key, params.expires.as_deref(), params.signature.as_deref())
         {
             return error_response(&AppError::forbidden(format!("Access denied: {e}")));
         }
     }
+    // A bucket may hold more than artifacts: through an S3 store only keys of the artifact
+    // layout are served or presigned.
+    let has_bucket = state
+        .config
+        .storage
+        .layout
+        .providers
+        .values()
+        .any(|p| matches!(p, boards_shared::storage::settings::ProviderSpec::S3(_)));
+    if has_bucket && !boards_shared::storage::is_artifact_key(&key) {
+        return error_response(&AppError::not_found("File not found"));
+    }
     // Stores that serve their own objects get a redirect (a signed or public URL).
-    if let Delivery::Redirect(url) = state.storage.delivery(&key) {
+    let delivery = match state.storage.delivery_of(&key).await {
+        Ok(d) => d,
+        Err(StorageError::NotFound(_)) => {
+            return error_response(&AppError::not_found("File not found"))
+        }
+        Err(StorageError::InvalidKey(_) | StorageError::OutsideRoot(_)) => {
+            return error_response(&AppError::forbidden("Access denied"))
+        }
+        Err(e) => {
+            return error_response(&AppError::Unavailable(
+                "Storage is unavailable".into(),
+                Some(anyhow::anyhow!("{e}")),
+            ))
+        }
+    };
+    if let Delivery::Redirect(url) = delivery {
         return HttpResponse::TemporaryRedirect()
             .insert_header((header::LOCATION, url))
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -156,26 +156,40 @@ pub async fn upload(
         .and_then(|v| v.parse::<u64>().ok());
     let mut fields = Fields::default();
     let mut stored = None;
-    while let Some(field) = form.next().await {
+    let failure = loop {
+        let Some(field) = form.next().await else {
+            break None;
+        };
         let mut field = match field {
             Ok(f) => f,
             Err(e) => {
-                return error_response(&AppError::bad_input(format!("Malformed form data: {e}")))
+                break Some(error_response(&AppError::bad_input(format!(
+                    "Malformed form data: {e}"
+                ))))
             }
         };
         if field.name() != Some("file") {
             if let Err(res) = fields.take(&mut field).await {
-                return res;
+                break Some(res);
             }
             continue;
         }
         if stored.is_some() {
-            return error_response(&AppError::bad_input("Only one file may be uploaded"));
+            break Some(error_response(&AppError::bad_input(
+                "Only one file may be uploaded",
+            )));
         }
         match receive_file(&state, &actor, &fields, &mut field, content_length).await {
             Ok(s) => stored = Some(s),
-            Err(res) => return res,
+            Err(res) => break Some(res),
         }
+    };
+    // A request that fails after its file was stored leaves nothing behind.
+    if let Some(res) = failure {
+        if let Some(received) = stored {
+            discard(&state, received).await;
+        }
+        return res;
     }
     let Some(received) = stored else {
         return unprocessable("Field required: file");

@@ -586,3 +586,103 @@ async fn private_deployments_hand_out_signed_urls_that_storage_checks() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn a_request_that_fails_after_its_file_leaves_nothing_behind() {
+    let app = TestApp::spawn().await;
+    let user = app.user("trailing").await;
+    let board_id = board(&app, &user, false).await;
+    // A description over the field limit after the file; then a second file.
+    let form = multipart::Form::new()
+        .text("board_id", board_id.clone())
+        .text("artifact_type", "image")
+        .part("file", file_part(png(8, 8), "a.png", "image/png"))
+        .text("user_description", "x".repeat(20 * 1024));
+    let res = post_form(&app, Some(&user.token), form).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let form = multipart::Form::new()
+        .text("board_id", board_id.clone())
+        .text("artifact_type", "image")
+        .part("file", file_part(png(8, 8), "a.png", "image/png"))
+        .part("file", file_part(png(8, 8), "b.png", "image/png"));
+    let res = post_form(&app, Some(&user.token), form).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(stored_files(&app).is_empty(), "{:?}", stored_files(&app));
+    assert_eq!(board_generation_count(&app, &board_id).await, 0);
+}
+
+/// Uploads into S3 (SeaweedFS on 127.0.0.1): the URL is presigned, `/api/storage` redirects
+/// artifact keys to a presigned URL and serves nothing else from the bucket.
+#[tokio::test]
+async fn uploads_go_to_s3_and_storage_serves_only_artifact_keys() {
+    let s3 = boards_shared::testing::SeaweedFs::start().await;
+    let app = TestApp::spawn_with(
+        Options::default()
+            .env("BOARDS_STORAGE_S3_BUCKET", s3.bucket.clone())
+            .env("BOARDS_STORAGE_S3_ENDPOINT_URL", s3.endpoint())
+            .env("BOARDS_AWS_ACCESS_KEY_ID", s3.access_key.clone())
+            .env("BOARDS_AWS_SECRET_ACCESS_KEY", s3.secret_key.clone())
+            .env("BOARDS_STORAGE_DEFAULT_PROVIDER", "s3"),
+    )
+    .await;
+    let user = app.user("s3user").await;
+    let board_id = board(&app, &user, false).await;
+    let bytes = png(40, 30);
+    let body: Value = upload(
+        &app,
+        &user,
+        &board_id,
+        "image",
+        file_part(bytes.clone(), "a.png", "image/png"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let url = body["storageUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with(&s3.endpoint()) && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    let fetched = app.client.get(url).send().await.unwrap();
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), bytes);
+    assert!(stored_files(&app).is_empty());
+
+    let data = app
+        .ok(Some(&user.token), GENERATION, json!({"id": body["id"]}))
+        .await;
+    let meta = &data["generation"]["outputMetadata"];
+    assert_eq!(meta["storage_provider"], "s3");
+    let key = meta["storage_key"].as_str().unwrap();
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirect
+        .get(app.url(&format!("/api/storage/{key}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let fetched = app.client.get(&location).send().await.unwrap();
+    assert_eq!(fetched.bytes().await.unwrap().to_vec(), bytes);
+
+    // Another object in the same bucket is not reachable through the API.
+    let store = s3.storage().await;
+    boards_shared::storage::Storage::put(
+        &store,
+        "backups/db.sql",
+        boards_shared::storage::stream_of(&b"secret"[..]),
+        "text/plain",
+        100,
+    )
+    .await
+    .unwrap();
+    let res = no_redirect
+        .get(app.url("/api/storage/backups/db.sql"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

@@ -48,7 +48,11 @@ pub struct UploadLimits {
 impl UploadLimits {
     pub fn from_config(config: &crate::Config) -> Self {
         Self {
-            max_bytes: config.uploads.max_upload_size,
+            // The store's own limit applies too (contract §2.7 step 9).
+            max_bytes: config
+                .uploads
+                .max_upload_size
+                .min(config.storage.max_file_size),
             allowed_extensions: config.uploads.allowed_extensions.clone(),
             max_image_pixels: config.worker.max_image_pixels,
             max_thumbnail_source_bytes: config.uploads.thumbnail_max_source_bytes,
@@ -304,7 +308,7 @@ impl Uploader {
         let input_artifacts = parent_entry(conn, &p.actor, p.kind, details).await?;
         let mut metadata = base_metadata(stored.object.size, stored.declared_type.as_deref());
         metadata.insert("storage_key".into(), json!(stored.object.key));
-        metadata.insert("storage_provider".into(), json!(self.storage.name()));
+        metadata.insert("storage_provider".into(), json!(stored.object.provider));
         metadata.insert("content_type".into(), json!(stored.object.content_type));
         metadata.insert("size".into(), json!(stored.object.size));
         if let Some(w) = stored.info.width {
@@ -318,6 +322,7 @@ impl Uploader {
         }
         if let Some(t) = &stored.thumbnail {
             metadata.insert("thumbnail_key".into(), json!(t.key));
+            metadata.insert("thumbnail_provider".into(), json!(t.provider));
         }
         let row = generations::NewUpload {
             id: p.generation_id,

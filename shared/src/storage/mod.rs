@@ -200,6 +200,11 @@ pub trait Storage: Send + Sync {
         Delivery::Proxy
     }
 
+    /// [`Self::delivery`] of the store that holds `key` (several stores look it up).
+    async fn delivery_of(&self, key: &str) -> Result<Delivery, StorageError> {
+        Ok(self.delivery(key))
+    }
+
     /// Whether the store answers (readiness, and a clear error at startup).
     async fn probe(&self) -> Result<(), StorageError>;
 }
@@ -283,8 +288,12 @@ pub fn artifact_url(
 ) -> Option<String> {
     if storage.urls_expire() {
         if let Some(key) = metadata.get(key_field).and_then(serde_json::Value::as_str) {
+            let provider_field = match key_field {
+                "thumbnail_key" => "thumbnail_provider",
+                _ => "storage_provider",
+            };
             let provider = metadata
-                .get("storage_provider")
+                .get(provider_field)
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default();
             return Some(storage.url_in(provider, key));
@@ -346,6 +355,30 @@ pub fn remove_in_background(storage: Arc<dyn Storage>, keys: Vec<String>) {
             let _ = storage.delete(&key).await;
         }
     });
+}
+
+/// Whether `key` has the shape of a key this server writes:
+/// `{tenant}/{board}/{generation}/(upload|run-N)/{name}.{ext}` with UUIDs. `/api/storage`
+/// serves (or presigns) nothing else, so a bucket shared with other data exposes only artifacts.
+pub fn is_artifact_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    let [tenant, board, generation, run, file] = parts.as_slice() else {
+        return false;
+    };
+    let uuid = |s: &str| uuid::Uuid::parse_str(s).is_ok() && s.len() == 36;
+    let run_ok = *run == "upload"
+        || run
+            .strip_prefix("run-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let file_ok = file
+        .split_once('.')
+        .is_some_and(|(name, ext)| !name.is_empty() && !ext.is_empty());
+    uuid(tenant)
+        && uuid(board)
+        && uuid(generation)
+        && run_ok
+        && file_ok
+        && validate_key(key).is_ok()
 }
 
 /// Checks a key: non-empty `/`-separated segments of `[A-Za-z0-9._-]`, no `.`/`..` segment.

@@ -170,6 +170,10 @@ impl Storage for Routed {
         }
     }
 
+    async fn delivery_of(&self, key: &str) -> Result<Delivery, StorageError> {
+        Ok(self.locate(key).await?.delivery(key))
+    }
+
     async fn probe(&self) -> Result<(), StorageError> {
         for (name, store) in &self.stores {
             store.probe().await.map_err(|e| match e {

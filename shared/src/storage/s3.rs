@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use rusoto_core::{credential::AwsCredentials, HttpClient, Region};
@@ -84,11 +84,16 @@ impl ProvideAwsCredentials for SharedCredentials {
     }
 }
 
+/// Extra capacity of part buffers for the chunk that crosses a part boundary.
+pub(crate) const CHUNK_HEADROOM: usize = 1 << 20;
+
 pub struct S3Storage {
     client: S3Client,
     region: Region,
     credentials: Arc<Credentials>,
     settings: S3Settings,
+    /// `buffer_memory` in MiB permits: a streamed put holds one buffer's worth.
+    buffers: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -146,11 +151,15 @@ impl S3Storage {
             .map_err(|e| StorageError::Refused(format!("cannot set up TLS for S3: {e}")))?;
         let client =
             S3Client::new_with(http, SharedCredentials(credentials.clone()), region.clone());
+        let buffers = Arc::new(tokio::sync::Semaphore::new(
+            (settings.buffer_memory / (1 << 20)) as usize,
+        ));
         Ok(Self {
             client,
             region,
             credentials,
             settings,
+            buffers,
         })
     }
 
@@ -269,10 +278,43 @@ impl Storage for S3Storage {
     ) -> Result<StoredObject, StorageError> {
         validate_key(key)?;
         let object = self.object_key(key);
+        let too_large = |n: usize| n as u64 > max_bytes;
+        // A body that arrives as one chunk is already in the caller's memory: it goes up as it
+        // is. Anything streamed first reserves its buffer from the process-wide budget.
+        let first = match body.next().await {
+            None => Bytes::new(),
+            Some(chunk) => chunk?,
+        };
+        if too_large(first.len()) {
+            return Err(StorageError::TooLarge { limit: max_bytes });
+        }
+        let second = match body.next().await {
+            None => {
+                let size = first.len() as u64;
+                self.put_single(&object, first, content_type).await?;
+                return Ok(StoredObject::written(self, key, size, content_type));
+            }
+            Some(chunk) => chunk?,
+        };
+        let buffer = self.settings.buffer_size();
+        let _reserved = self
+            .buffers
+            .clone()
+            .acquire_many_owned((buffer >> 20) as u32)
+            .await
+            .map_err(|_| StorageError::Unavailable("the S3 provider is shutting down".into()))?;
         // Read up to the threshold: a small body goes up in one request.
         let threshold = self.settings.multipart_threshold;
-        let mut buffered = BytesMut::new();
-        loop {
+        // Headroom for the chunk that crosses the threshold, so the buffer never doubles.
+        let mut buffered = BytesMut::with_capacity(buffer as usize + CHUNK_HEADROOM);
+        buffered.extend_from_slice(&first);
+        drop(first);
+        if too_large(buffered.len() + second.len()) {
+            return Err(StorageError::TooLarge { limit: max_bytes });
+        }
+        buffered.extend_from_slice(&second);
+        drop(second);
+        while buffered.len() as u64 <= threshold {
             match body.next().await {
                 None => {
                     let size = buffered.len() as u64;
@@ -282,13 +324,10 @@ impl Storage for S3Storage {
                 }
                 Some(chunk) => {
                     let chunk = chunk?;
-                    if buffered.len() as u64 + chunk.len() as u64 > max_bytes {
+                    if too_large(buffered.len() + chunk.len()) {
                         return Err(StorageError::TooLarge { limit: max_bytes });
                     }
                     buffered.extend_from_slice(&chunk);
-                    if buffered.len() as u64 > threshold {
-                        break;
-                    }
                 }
             }
         }

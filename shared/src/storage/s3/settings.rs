@@ -68,6 +68,11 @@ pub struct S3Settings {
     pub multipart_threshold: u64,
     /// Size of each multipart part (default 8 MiB, at least 5 MiB).
     pub part_size: u64,
+    /// Memory all puts of this process may hold in part buffers at once (default 32 MiB, at
+    /// least the larger of `multipart_threshold` and `part_size`). A streamed put reserves one
+    /// buffer's worth before it reads on; others wait (backpressure on their senders), so many
+    /// concurrent uploads cannot add up past it.
+    pub buffer_memory: u64,
     pub upload_config: UploadConfig,
 }
 
@@ -89,6 +94,7 @@ impl Default for S3Settings {
             delivery: S3Delivery::Redirect,
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
+            buffer_memory: 32 * MIB,
             upload_config: UploadConfig::default(),
         }
     }
@@ -117,6 +123,12 @@ impl S3Settings {
     }
 
     /// Checks the settings; the error names the offending key.
+    /// What one streamed put holds in memory at most (one part, or a body up to the
+    /// threshold), rounded up to whole MiB.
+    pub fn buffer_size(&self) -> u64 {
+        self.multipart_threshold.max(self.part_size).div_ceil(MIB) * MIB
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let b = &self.bucket;
         if b.is_empty() {
@@ -215,6 +227,14 @@ impl S3Settings {
             return Err(format!(
                 "s3 `multipart_threshold` must be at most {MAX_PART_SIZE} (5 GiB), not {}",
                 self.multipart_threshold
+            ));
+        }
+        if self.buffer_memory < self.buffer_size() {
+            return Err(format!(
+                "s3 `buffer_memory` must be at least the larger of `multipart_threshold` and \
+                 `part_size` ({}), not {}",
+                self.buffer_size(),
+                self.buffer_memory
             ));
         }
         Ok(())

@@ -78,11 +78,17 @@ impl S3Storage {
         while !finished || !buffered.is_empty() {
             if buffered.len() >= part_size || (finished && !buffered.is_empty()) {
                 let take = buffered.len().min(part_size);
-                let part = buffered.split_to(take).freeze();
+                // The remainder (less than a chunk) moves to a fresh buffer, so the sent
+                // part's memory is freed as soon as it is uploaded instead of being kept
+                // alive by a shared allocation.
+                let rest = BytesMut::from(&buffered[take..]);
+                buffered.truncate(take);
+                let part = std::mem::replace(&mut buffered, rest).freeze();
                 parts.push(
                     self.upload_part(object, upload_id, parts.len() as i64 + 1, part)
                         .await?,
                 );
+                buffered.reserve(part_size + super::CHUNK_HEADROOM);
                 continue;
             }
             match body.next().await {
