@@ -686,3 +686,34 @@ async fn uploads_go_to_s3_and_storage_serves_only_artifact_keys() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+/// Wrong S3 credentials stop the API at startup with a clear reason (the probe of the bucket),
+/// naming neither the secret nor anything else it should not.
+#[tokio::test]
+async fn wrong_s3_credentials_stop_startup_with_a_clear_error() {
+    let s3 = boards_shared::testing::SeaweedFs::start().await;
+    let db = boards_shared::testing::TestDb::new().await.unwrap();
+    let mut env = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("BOARDS_DATABASE_URL", db.url().to_string()),
+        ("BOARDS_API_PORT", "0".to_string()),
+        ("BOARDS_STORAGE_S3_BUCKET", s3.bucket.clone()),
+        ("BOARDS_STORAGE_S3_ENDPOINT_URL", s3.endpoint()),
+        ("BOARDS_AWS_ACCESS_KEY_ID", s3.access_key.clone()),
+        (
+            "BOARDS_AWS_SECRET_ACCESS_KEY",
+            "definitely-not-the-secret".to_string(),
+        ),
+        ("BOARDS_STORAGE_DEFAULT_PROVIDER", "s3".to_string()),
+    ] {
+        env.insert(k.to_string(), v);
+    }
+    let config = boards_shared::Config::load_from(&env).unwrap();
+    let err = match boards_api::Application::build(config, crate::util::test_logger()).await {
+        Ok(_) => panic!("the API started with wrong S3 credentials"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("credentials"), "{err}");
+    assert!(err.contains(&s3.bucket), "{err}");
+    assert!(!err.contains("definitely-not-the-secret"), "{err}");
+}

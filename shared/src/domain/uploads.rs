@@ -194,6 +194,9 @@ impl Uploader {
                     }
                     head.extend_from_slice(&chunk);
                 }
+                Some(Err(StorageError::Source(_))) if matches!(source, Source::Url(_)) => {
+                    return Err(AppError::bad_input("Failed to download file from URL"))
+                }
                 Some(Err(e)) => return Err(stream_error(e, limit)),
                 None => {
                     ended = true;
@@ -235,7 +238,12 @@ impl Uploader {
             .storage
             .put_sized(&key, whole, accepted.content_type, limit, size_hint)
             .await
-            .map_err(|e| stream_error(e, limit))?;
+            .map_err(|e| match (&source, e) {
+                (Source::Url(_), StorageError::Source(_)) => {
+                    AppError::bad_input("Failed to download file from URL")
+                }
+                (_, e) => stream_error(e, limit),
+            })?;
         let thumbnail = if prepared.kind == ArtifactKind::Image {
             self.thumbnail(&prepared, &object).await
         } else {
@@ -293,7 +301,14 @@ impl Uploader {
     ) -> AppResult<Generation> {
         let result = self.insert_completed(conn, &stored, &details).await;
         if result.is_err() {
-            self.discard(&stored).await;
+            // A connection lost after COMMIT: the row may exist; its object must stay.
+            let committed = matches!(
+                generations::find(conn, stored.prepared.generation_id).await,
+                Ok(Some(_))
+            );
+            if !committed {
+                self.discard(&stored).await;
+            }
         }
         result
     }

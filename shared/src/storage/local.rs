@@ -16,6 +16,23 @@ use super::{
     StoredObject,
 };
 
+/// A temporary file removed on drop unless kept (renamed into place).
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 pub struct LocalStorage {
     root: PathBuf,
     public_base: String,
@@ -144,19 +161,15 @@ impl Storage for LocalStorage {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
-        let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-        let written = Self::write_body(&tmp, body, max_bytes).await;
-        let size = match written {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e);
-            }
-        };
-        if let Err(e) = tokio::fs::rename(&tmp, &path).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e.into());
-        }
+        let tmp = TempFile(Some(
+            path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple())),
+        ));
+        let tmp_path = tmp.0.clone().unwrap_or_default();
+        // Any failure, and a put abandoned half-way (its request dropped), removes the
+        // temporary file (the guard's drop).
+        let size = Self::write_body(&tmp_path, body, max_bytes).await?;
+        tokio::fs::rename(&tmp_path, &path).await?;
+        tmp.keep();
         Ok(StoredObject::written(self, key, size, content_type))
     }
 

@@ -140,11 +140,15 @@ impl Storage for Routed {
         self.locate(key).await?.get(key, range).await
     }
 
+    /// Deletes from every store (an error in one does not stop the others).
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let mut first_error = None;
         for (_, store) in &self.stores {
-            store.delete(key).await?;
+            if let Err(e) = store.delete(key).await {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     fn url(&self, key: &str) -> String {

@@ -332,10 +332,18 @@ impl Storage for S3Storage {
             }
         }
         let upload_id = self.start_multipart(&object, content_type).await?;
-        match self
+        // A put abandoned half-way (its request dropped) aborts the upload from the guard.
+        let guard = upload::AbortOnDrop::new(
+            self.client.clone(),
+            &self.settings.bucket,
+            &object,
+            &upload_id,
+        );
+        let result = self
             .upload_parts(&object, &upload_id, buffered, body, max_bytes)
-            .await
-        {
+            .await;
+        guard.disarm();
+        match result {
             Ok(size) => Ok(StoredObject::written(self, key, size, content_type)),
             Err(e) => {
                 self.abort_multipart(&object, &upload_id).await;

@@ -68,7 +68,7 @@ pub struct S3Settings {
     pub multipart_threshold: u64,
     /// Size of each multipart part (default 8 MiB, at least 5 MiB).
     pub part_size: u64,
-    /// Memory all puts of this process may hold in part buffers at once (default 32 MiB, at
+    /// Memory all puts of this process may hold in part buffers at once (default 16 MiB, at
     /// least the larger of `multipart_threshold` and `part_size`). A streamed put reserves one
     /// buffer's worth before it reads on; others wait (backpressure on their senders), so many
     /// concurrent uploads cannot add up past it.
@@ -94,7 +94,7 @@ impl Default for S3Settings {
             delivery: S3Delivery::Redirect,
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
-            buffer_memory: 32 * MIB,
+            buffer_memory: 16 * MIB,
             upload_config: UploadConfig::default(),
         }
     }

@@ -162,6 +162,48 @@ impl S3Storage {
     }
 }
 
+/// Aborts a multipart upload when dropped while armed (the put's future was dropped).
+pub(super) struct AbortOnDrop {
+    request: Option<(rusoto_s3::S3Client, AbortMultipartUploadRequest)>,
+}
+
+impl AbortOnDrop {
+    pub(super) fn new(
+        client: rusoto_s3::S3Client,
+        bucket: &str,
+        object: &str,
+        upload_id: &str,
+    ) -> Self {
+        Self {
+            request: Some((
+                client,
+                AbortMultipartUploadRequest {
+                    bucket: bucket.to_string(),
+                    key: object.to_string(),
+                    upload_id: upload_id.to_string(),
+                    ..Default::default()
+                },
+            )),
+        }
+    }
+
+    pub(super) fn disarm(mut self) {
+        self.request = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let (Some((client, request)), Ok(runtime)) =
+            (self.request.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = client.abort_multipart_upload(request).await;
+            });
+        }
+    }
+}
+
 fn streaming_body(bytes: Bytes) -> StreamingBody {
     let len = bytes.len();
     StreamingBody::new_with_size(futures::stream::once(async move { Ok(bytes) }), len)
