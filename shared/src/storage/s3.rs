@@ -84,6 +84,23 @@ impl ProvideAwsCredentials for SharedCredentials {
     }
 }
 
+/// rusoto's HTTP client with a deadline on every request (rusoto sets none by itself).
+struct TimedDispatcher {
+    inner: HttpClient,
+    timeout: std::time::Duration,
+}
+
+impl rusoto_core::DispatchSignedRequest for TimedDispatcher {
+    fn dispatch(
+        &self,
+        request: rusoto_core::signature::SignedRequest,
+        timeout: Option<std::time::Duration>,
+    ) -> rusoto_core::request::DispatchSignedRequestFuture {
+        self.inner
+            .dispatch(request, Some(timeout.unwrap_or(self.timeout)))
+    }
+}
+
 /// Extra capacity of part buffers for the chunk that crosses a part boundary.
 pub(crate) const CHUNK_HEADROOM: usize = 1 << 20;
 
@@ -149,6 +166,10 @@ impl S3Storage {
         };
         let http = HttpClient::new()
             .map_err(|e| StorageError::Refused(format!("cannot set up TLS for S3: {e}")))?;
+        let http = TimedDispatcher {
+            inner: http,
+            timeout: std::time::Duration::from_secs(settings.request_timeout_seconds),
+        };
         let client =
             S3Client::new_with(http, SharedCredentials(credentials.clone()), region.clone());
         let buffers = Arc::new(tokio::sync::Semaphore::new(

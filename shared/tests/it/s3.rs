@@ -412,3 +412,42 @@ async fn a_stopped_store_is_a_transient_failure_until_it_is_back() {
         .unwrap();
     assert_eq!(read(&s, "up/original.txt", None).await, b"back");
 }
+
+/// A store that accepts connections and never answers (a hung gateway, on 127.0.0.1): every
+/// request ends within `request_timeout_seconds` as a transient failure instead of hanging.
+#[tokio::test]
+async fn a_store_that_never_answers_times_out_as_transient() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            keep.lock().await.push(socket);
+        }
+    });
+    let settings = S3Settings {
+        endpoint_url: Some(format!("http://127.0.0.1:{port}")),
+        aws_access_key_id: Some("AKIDEXAMPLE".into()),
+        aws_secret_access_key: Some(Secret::new("secret-example")),
+        request_timeout_seconds: 1,
+        ..S3Settings::for_bucket("hung-bucket")
+    };
+    let s = S3Storage::new(settings).await.unwrap();
+    let put = s
+        .put("x/original.txt", stream_of(&b"x"[..]), "text/plain", 10)
+        .await;
+    assert!(
+        put.as_ref().is_err_and(StorageError::is_transient),
+        "{put:?}"
+    );
+    let head = s.head("x/original.txt").await;
+    assert!(
+        head.as_ref().is_err_and(StorageError::is_transient),
+        "{head:?}"
+    );
+    assert!(
+        !held.lock().await.is_empty(),
+        "the requests reached the listener"
+    );
+}

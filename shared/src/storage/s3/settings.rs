@@ -73,6 +73,10 @@ pub struct S3Settings {
     /// buffer's worth before it reads on; others wait (backpressure on their senders), so many
     /// concurrent uploads cannot add up past it.
     pub buffer_memory: u64,
+    /// Longest wait for the store to take one request and answer (the body of a put or part
+    /// included), default 60 s: a store that hangs fails the put as unavailable (retried)
+    /// instead of holding it.
+    pub request_timeout_seconds: u64,
     pub upload_config: UploadConfig,
 }
 
@@ -95,6 +99,7 @@ impl Default for S3Settings {
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
             buffer_memory: 16 * MIB,
+            request_timeout_seconds: 60,
             upload_config: UploadConfig::default(),
         }
     }
@@ -227,6 +232,12 @@ impl S3Settings {
             return Err(format!(
                 "s3 `multipart_threshold` must be at most {MAX_PART_SIZE} (5 GiB), not {}",
                 self.multipart_threshold
+            ));
+        }
+        if !(1..=3600).contains(&self.request_timeout_seconds) {
+            return Err(format!(
+                "s3 `request_timeout_seconds` must be between 1 and 3600, not {}",
+                self.request_timeout_seconds
             ));
         }
         if self.buffer_memory < self.buffer_size() {
