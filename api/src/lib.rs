@@ -63,14 +63,8 @@ impl Application {
             .await
             .context("ensuring the default tenant")?;
         }
-        let loaded = boards_shared::generators::config::load(
-            config
-                .generators
-                .config_path
-                .as_deref()
-                .map(std::path::Path::new),
-        )
-        .map_err(|e| anyhow::anyhow!(e))?;
+        let loaded =
+            boards_shared::generators::config::load(&config).map_err(|e| anyhow::anyhow!(e))?;
         for w in &loaded.warnings {
             warn!(logger, "generators config"; "warning" => w);
         }

@@ -127,11 +127,64 @@ pub struct JobsConfig {
     /// Minimum interval between progress writes to the database for one job.
     pub progress_persist_interval_ms: u64,
 }
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GeneratorsConfig {
     /// `generators.yaml`; unset = every built-in generator.
     pub config_path: Option<String>,
+    /// Generators whose provider has no key: `list` (listed as unavailable, refused at
+    /// creation) or `hide`.
+    pub unavailable: String,
+    /// Provider keys as a JSON object keyed by environment-variable name (the original's
+    /// `BOARDS_GENERATOR_API_KEYS`). Secret.
+    pub api_keys: Option<Secret>,
+    pub fal_key: Option<Secret>,
+    pub replicate_api_token: Option<Secret>,
+    pub openai_api_key: Option<Secret>,
+    pub kie_api_key: Option<Secret>,
+    /// fal.ai's queue API (submit, status, result, cancel).
+    pub fal_base_url: String,
+    /// fal.ai's REST API (CDN upload tokens); the upload host comes from the token.
+    pub fal_rest_url: String,
+    pub replicate_base_url: String,
+    pub openai_base_url: String,
+    pub kie_base_url: String,
+    /// Kie.ai's file upload host.
+    pub kie_upload_url: String,
+    /// First wait between status polls; it grows to `max_poll_interval_ms`.
+    pub poll_interval_ms: u64,
+    pub max_poll_interval_ms: u64,
+    /// Attempts of one provider call on transport errors and 408/409/429/5xx.
+    pub max_retries: u32,
+    /// Deadline of one provider call (not of the whole run).
+    pub request_timeout_seconds: u64,
+    /// Deadline of downloading one output file from a provider into storage.
+    pub download_timeout_seconds: u64,
+}
+
+impl Default for GeneratorsConfig {
+    fn default() -> Self {
+        Self {
+            config_path: None,
+            unavailable: "list".into(),
+            api_keys: None,
+            fal_key: None,
+            replicate_api_token: None,
+            openai_api_key: None,
+            kie_api_key: None,
+            fal_base_url: "https://queue.fal.run".into(),
+            fal_rest_url: "https://rest.alpha.fal.ai".into(),
+            replicate_base_url: "https://api.replicate.com/v1".into(),
+            openai_base_url: "https://api.openai.com/v1".into(),
+            kie_base_url: "https://api.kie.ai".into(),
+            kie_upload_url: "https://kieai.redpandaai.co".into(),
+            poll_interval_ms: 1000,
+            max_poll_interval_ms: 5000,
+            max_retries: 5,
+            request_timeout_seconds: 120,
+            download_timeout_seconds: 600,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -436,6 +489,16 @@ pub struct EnvKey {
     pub secret: bool,
 }
 
+const fn secret(env: &'static str, path: &'static str) -> EnvKey {
+    EnvKey {
+        env,
+        aliases: &[],
+        path,
+        kind: Kind::Str,
+        secret: true,
+    }
+}
+
 const fn key(env: &'static str, path: &'static str, kind: Kind) -> EnvKey {
     EnvKey {
         env,
@@ -626,6 +689,59 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "BOARDS_GENERATORS_CONFIG_PATH",
         "generators.config_path",
         Kind::Str,
+    ),
+    key(
+        "BOARDS_GENERATORS_UNAVAILABLE",
+        "generators.unavailable",
+        Kind::Str,
+    ),
+    secret("BOARDS_GENERATOR_API_KEYS", "generators.api_keys"),
+    secret("FAL_KEY", "generators.fal_key"),
+    secret("REPLICATE_API_TOKEN", "generators.replicate_api_token"),
+    secret("OPENAI_API_KEY", "generators.openai_api_key"),
+    secret("KIE_API_KEY", "generators.kie_api_key"),
+    key("BOARDS_FAL_BASE_URL", "generators.fal_base_url", Kind::Str),
+    key("BOARDS_FAL_REST_URL", "generators.fal_rest_url", Kind::Str),
+    key(
+        "BOARDS_REPLICATE_BASE_URL",
+        "generators.replicate_base_url",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_OPENAI_BASE_URL",
+        "generators.openai_base_url",
+        Kind::Str,
+    ),
+    key("BOARDS_KIE_BASE_URL", "generators.kie_base_url", Kind::Str),
+    key(
+        "BOARDS_KIE_UPLOAD_URL",
+        "generators.kie_upload_url",
+        Kind::Str,
+    ),
+    key(
+        "BOARDS_PROVIDER_POLL_INTERVAL_MS",
+        "generators.poll_interval_ms",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_PROVIDER_MAX_POLL_INTERVAL_MS",
+        "generators.max_poll_interval_ms",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_PROVIDER_MAX_RETRIES",
+        "generators.max_retries",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_PROVIDER_REQUEST_TIMEOUT_SECONDS",
+        "generators.request_timeout_seconds",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_PROVIDER_DOWNLOAD_TIMEOUT_SECONDS",
+        "generators.download_timeout_seconds",
+        Kind::Int,
     ),
     key("BOARDS_WORKER_POOLS", "worker.pools", Kind::List),
     key(
@@ -829,6 +945,31 @@ impl Config {
     fn validate(&self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         let err =
             |path: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", describe_path(path))));
+        let g = &self.generators;
+        if !matches!(g.unavailable.as_str(), "list" | "hide") {
+            return err("generators.unavailable", "expected `list` or `hide`");
+        }
+        for (path, url) in [
+            ("generators.fal_base_url", &g.fal_base_url),
+            ("generators.fal_rest_url", &g.fal_rest_url),
+            ("generators.replicate_base_url", &g.replicate_base_url),
+            ("generators.openai_base_url", &g.openai_base_url),
+            ("generators.kie_base_url", &g.kie_base_url),
+            ("generators.kie_upload_url", &g.kie_upload_url),
+        ] {
+            if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return err(path, "expected an http(s) URL");
+            }
+        }
+        if g.poll_interval_ms == 0 || g.max_poll_interval_ms < g.poll_interval_ms {
+            return err(
+                "generators.max_poll_interval_ms",
+                "poll intervals must be positive, the maximum at least the first",
+            );
+        }
+        if let Err(e) = crate::generators::ProviderKeys::from_config(g) {
+            return err("generators.api_keys", &e);
+        }
         match self.auth.provider.as_str() {
             "none" => {
                 let prod = |v: Option<&String>| {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::OnceCell;
 
+pub mod fake_fal;
 mod seaweedfs;
 pub use seaweedfs::SeaweedFs;
 

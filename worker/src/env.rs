@@ -32,6 +32,10 @@ pub struct WorkerEnv {
     pub memory: Arc<MemoryBudget>,
     /// The generators this worker can run.
     pub registry: Arc<Registry>,
+    /// How each of them runs.
+    pub executors: Arc<crate::generators::Executors>,
+    /// Downloads provider outputs (SSRF-guarded, size-capped).
+    pub fetcher: Arc<boards_shared::net::Fetcher>,
     pub topology: Topology,
     pub metrics: Arc<Metrics>,
     pub logger: Logger,

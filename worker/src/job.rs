@@ -14,17 +14,17 @@ use std::{
 
 use boards_shared::{
     db::models::{
+        generations::{self, NewUpload},
         job_runs::{self, Claim},
         Generation,
     },
     domain::inputs,
     generators::{
-        run::{Context, GenerateError, InputArtifact, Progress},
+        run::{Context, GenerateError, InputArtifact, JobRecord, Progress},
         Registered,
     },
     jobs::JobMessage,
     progress::ProgressEvent,
-    storage,
 };
 use serde_json::{json, Value};
 use slog::{info, warn, Logger};
@@ -169,6 +169,23 @@ impl Progress for Reporter {
             if let Ok(mut conn) = self.env.pool.get().await {
                 let _ = job_runs::set_progress(&mut conn, &self.claim, percent).await;
             }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl JobRecord for Reporter {
+    async fn set_external_job_id(&self, id: &str) -> Result<(), GenerateError> {
+        let mut conn = self
+            .env
+            .pool
+            .get()
+            .await
+            .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
+        match job_runs::set_external_job_id(&mut conn, &self.claim, id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(GenerateError::Cancelled),
+            Err(e) => Err(GenerateError::Transient(format!("database: {e}"))),
         }
     }
 }
@@ -321,6 +338,15 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
         }
         (other, _) => other,
     };
+    if matches!(
+        outcome,
+        Err(Stop::Error(GenerateError::Cancelled)) | Err(Stop::Lost(Lost::Claim))
+    ) {
+        // Stopped by a user's cancel (not by another worker taking the job over, which
+        // resumes the upstream job): stop the upstream job too, without delaying the settle.
+        let (env, logger) = (env.clone(), logger.clone());
+        tokio::spawn(async move { cancel_upstream(&env, id, true, &logger).await });
+    }
     control.token.cancel();
     if let Ok(mut running) = env.running.lock() {
         running.remove(&id);
@@ -383,6 +409,9 @@ async fn execute(
     let generator = env.registry.get(&job.generator_name).ok_or_else(|| {
         GenerateError::Permanent(format!("Unknown generator: {}", job.generator_name))
     })?;
+    let exec = env.executors.get(&job.generator_name).ok_or_else(|| {
+        GenerateError::Permanent(format!("Unknown generator: {}", job.generator_name))
+    })?;
     generator.validate(&job.input_params).map_err(|e| {
         GenerateError::Invalid(
             e.to_string()
@@ -390,6 +419,9 @@ async fn execute(
                 .to_string(),
         )
     })?;
+    if let Some(why) = &generator.unavailable {
+        return Err(GenerateError::Permanent(why.clone()));
+    }
     let (inputs, lineage) = resolve_inputs(env, job, generator).await?;
     if !lineage.is_empty() {
         let mut conn = env
@@ -397,7 +429,7 @@ async fn execute(
             .get()
             .await
             .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
-        let held = job_runs::set_input_artifacts(&mut conn, claim, &Value::Array(lineage))
+        let held = job_runs::set_input_artifacts(&mut conn, claim, &Value::Array(lineage.clone()))
             .await
             .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
         if !held {
@@ -406,6 +438,8 @@ async fn execute(
     }
     let ctx = Context {
         progress: reporter,
+        record: reporter,
+        external_job_id: job.external_job_id.clone().filter(|id| !id.is_empty()),
         cancel: cancel.clone(),
         inputs,
         storage: env.storage.clone(),
@@ -415,74 +449,108 @@ async fn execute(
     };
     let limit = generator
         .timeout
-        .or_else(|| generator.exec.0.timeout())
+        .or_else(|| exec.timeout())
         .unwrap_or(Duration::from_secs(env.config.jobs.timeout_seconds));
-    let output = tokio::select! {
-        r = tokio::time::timeout(limit, generator.exec.0.generate(job.input_params.clone(), &ctx)) => match r {
+    let outputs = tokio::select! {
+        r = tokio::time::timeout(limit, exec.generate(job.input_params.clone(), &ctx)) => match r {
             Ok(r) => r?,
             Err(_) => {
                 // Stops work the generator left on blocking threads, too.
                 cancel.cancel();
+                cancel_upstream(env, job.id, false, &env.logger).await;
                 return Err(GenerateError::Permanent(format!("Generation timed out after {} s", limit.as_secs())));
             }
         },
         _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
     };
+    drop(ctx);
+    if outputs.is_empty() {
+        return Err(GenerateError::Permanent(format!(
+            "{}: the generator returned no output",
+            job.generator_name
+        )));
+    }
     // A run stopped while its generator finished must not store anything.
     if cancel.is_cancelled() {
         return Err(GenerateError::Cancelled);
     }
-    let key = storage::artifact_key(
-        job.tenant_id,
-        job.board_id,
-        job.id,
-        claim.attempt,
-        &output.extension,
-    );
-    let bytes = bytes::Bytes::from(output.bytes);
-    let size = bytes.len() as u64;
-    let stored = env
-        .storage
-        .put_sized(
-            &key,
-            storage::stream_of(bytes.clone()),
-            &output.content_type,
-            env.config.storage.max_file_size,
-            Some(size),
-        )
-        .await
-        .map_err(|e| match e {
-            storage::StorageError::TooLarge { .. } | storage::StorageError::InvalidKey(_) => {
-                GenerateError::Permanent(format!("Storing the artifact failed: {e}"))
+    let label = generator
+        .entry()
+        .map(|e| e.provider.label().to_string())
+        .unwrap_or_else(|| job.generator_name.clone());
+    let batch_id = uuid::Uuid::new_v4();
+    let batch_size = outputs.len();
+    let mut stored = Vec::with_capacity(batch_size);
+    let mut stored_keys: Vec<String> = vec![];
+    for (index, output) in outputs.into_iter().enumerate() {
+        let target = crate::output::Target {
+            env,
+            job,
+            claim,
+            generation_id: if index == 0 {
+                job.id
+            } else {
+                uuid::Uuid::new_v4()
+            },
+            kind: generator.artifact_type,
+            label: &label,
+        };
+        let result = tokio::select! {
+            r = target.store(output) => r,
+            _ = cancel.cancelled() => Err(GenerateError::Cancelled),
+        };
+        match result {
+            Ok(s) => {
+                stored_keys.push(s.object.key.clone());
+                stored_keys.extend(s.thumbnail.as_ref().map(|t| t.key.clone()));
+                stored.push((target.generation_id, s));
             }
-            // The store being down or refusing is retried (a put never leaves half an object).
-            other => GenerateError::Transient(format!("Storing the artifact failed: {other}")),
-        })?;
-    // A thumbnail never fails the artifact.
-    let thumbnail = if output.content_type.starts_with("image/") {
-        thumbnail(env, job, claim, bytes).await
-    } else {
-        drop(bytes);
-        None
-    };
-    let mut metadata = output.metadata;
-    metadata.insert("generation_id".into(), json!(job.id));
-    metadata.insert("storage_url".into(), json!(stored.url));
-    metadata.insert("storage_key".into(), json!(stored.key));
-    metadata.insert("storage_provider".into(), json!(stored.provider));
-    metadata.insert("content_type".into(), json!(stored.content_type));
-    metadata.insert("size".into(), json!(stored.size));
-    if let Some(t) = &thumbnail {
-        metadata.insert("thumbnail_key".into(), json!(t.key));
-        metadata.insert("thumbnail_provider".into(), json!(t.provider));
+            Err(e) => {
+                remove(env, &stored_keys).await;
+                return Err(e);
+            }
+        }
     }
+    if batch_size > 1 {
+        for (index, (_, s)) in stored.iter_mut().enumerate() {
+            s.metadata.insert("batch_id".into(), json!(batch_id));
+            s.metadata.insert("batch_index".into(), json!(index));
+            s.metadata.insert("batch_size".into(), json!(batch_size));
+        }
+    }
+    let mut stored = stored.into_iter();
+    let Some((_, primary)) = stored.next() else {
+        return Err(GenerateError::Permanent("no output was stored".into()));
+    };
+    let now = chrono::Utc::now();
+    let batch: Vec<NewUpload> = stored
+        .map(|(id, s)| NewUpload {
+            id,
+            tenant_id: job.tenant_id,
+            board_id: job.board_id,
+            user_id: job.user_id,
+            generator_name: job.generator_name.clone(),
+            artifact_type: job.artifact_type.clone(),
+            input_params: job.input_params.clone(),
+            status: "completed".into(),
+            storage_url: Some(s.object.url.clone()),
+            thumbnail_url: s.thumbnail.as_ref().map(|t| t.url.clone()),
+            output_metadata: Value::Object(s.metadata),
+            input_artifacts: Value::Array(lineage.clone()),
+            progress: bigdecimal::BigDecimal::from(100),
+            error_message: None,
+            started_at: job.started_at.unwrap_or(now),
+            completed_at: now,
+        })
+        .collect();
     let completed = match env.pool.get().await {
         Ok(mut conn) => job_runs::complete(
             &mut conn,
             claim,
-            &stored.url,
-            thumbnail.as_ref().map(|t| t.url.as_str()),
-            &Value::Object(metadata),
+            &primary.object.url,
+            primary.thumbnail.as_ref().map(|t| t.url.as_str()),
+            &Value::Object(primary.metadata),
+            batch,
         )
         .await
         .map_err(|e| GenerateError::Transient(format!("database: {e}"))),
@@ -491,43 +559,54 @@ async fn execute(
     match completed {
         Ok(Some(done)) => Ok(done),
         Ok(None) => {
-            // The run lost the job: the object is this run's own, so removing it never
+            // The run lost the job: the objects are this run's own, so removing them never
             // touches another run's artifact.
-            let _ = env.storage.delete(&key).await;
-            if let Some(t) = &thumbnail {
-                let _ = env.storage.delete(&t.key).await;
-            }
+            remove(env, &stored_keys).await;
             Err(GenerateError::Cancelled)
         }
         // The commit may have happened before the error (a connection lost after COMMIT was
-        // sent): the object stays, at worst an orphan, never a completed row's missing file.
+        // sent): the objects stay, at worst orphans, never a completed row's missing file.
         Err(e) => Err(e),
     }
 }
 
-/// A small JPEG of a generated image, stored beside it; `None` when it cannot be made.
-async fn thumbnail(
+/// Stops the upstream job of generation `id` (its recorded `external_job_id`), when it has
+/// one: always after a timeout, and after a stop only when the row says a user cancelled it.
+async fn cancel_upstream(
     env: &Arc<WorkerEnv>,
-    job: &Generation,
-    claim: &Claim,
-    bytes: bytes::Bytes,
-) -> Option<storage::StoredObject> {
-    storage::store_thumbnail(
-        env.storage.as_ref(),
-        bytes,
-        env.config.worker.max_image_pixels,
-        |ext| {
-            storage::run_key(
-                job.tenant_id,
-                job.board_id,
-                job.id,
-                claim.attempt,
-                "thumbnail",
-                ext,
-            )
-        },
-    )
-    .await
+    id: uuid::Uuid,
+    only_if_cancelled: bool,
+    logger: &Logger,
+) {
+    let row = match env.pool.get().await {
+        Ok(mut conn) => generations::find(&mut conn, id).await.ok().flatten(),
+        Err(_) => None,
+    };
+    let Some(row) = row else { return };
+    if only_if_cancelled && row.status != "cancelled" {
+        return;
+    }
+    let (Some(external), Some(exec)) = (
+        row.external_job_id.filter(|e| !e.is_empty()),
+        env.executors.get(&row.generator_name),
+    ) else {
+        return;
+    };
+    match tokio::time::timeout(Duration::from_secs(15), exec.cancel(&external)).await {
+        Ok(Ok(())) => info!(logger, "upstream job cancelled"; "external_job_id" => &external),
+        Ok(Err(e)) => {
+            warn!(logger, "cancelling the upstream job failed"; "external_job_id" => &external, "error" => e.to_string())
+        }
+        Err(_) => {
+            warn!(logger, "cancelling the upstream job timed out"; "external_job_id" => &external)
+        }
+    }
+}
+
+async fn remove(env: &Arc<WorkerEnv>, keys: &[String]) {
+    for key in keys {
+        let _ = env.storage.delete(key).await;
+    }
 }
 
 async fn finish(

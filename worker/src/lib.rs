@@ -5,8 +5,10 @@
 pub mod background;
 pub mod consumer;
 pub mod env;
+pub mod generators;
 pub mod health;
 pub mod job;
+pub mod output;
 
 use std::{
     collections::HashMap,
@@ -68,6 +70,8 @@ impl Worker {
             logger.clone(),
         );
         let storage = boards_shared::storage::open(&config, &logger).await?;
+        let executors = generators::Executors::from_config(&registry, &config)?;
+        let fetcher = output_fetcher(&config)?;
         let env = Arc::new(WorkerEnv {
             topology: Topology::new(&config),
             worker_id: format!(
@@ -83,6 +87,8 @@ impl Worker {
                 config.worker.memory_budget_mb,
             )),
             registry: Arc::new(registry),
+            executors: Arc::new(executors),
+            fetcher: Arc::new(fetcher),
             metrics: Arc::new(Metrics::new()),
             logger: logger.clone(),
             running: Mutex::new(HashMap::new()),
@@ -132,6 +138,44 @@ impl Worker {
         }
         info!(self.env.logger, "worker stopped");
     }
+}
+
+/// The SSRF-guarded fetcher of provider outputs: public hosts, plus what the operator trusts
+/// (the URL-import allow-list and the hosts of the configured provider URLs, so a proxy or a
+/// regional endpoint on a private network works).
+fn output_fetcher(config: &Config) -> anyhow::Result<boards_shared::net::Fetcher> {
+    use boards_shared::net::{AllowList, FetchPolicy, Fetcher, SystemResolver};
+    let g = &config.generators;
+    let mut hosts = config.uploads.url_import_allowed_hosts.clone();
+    for base in [
+        &g.fal_base_url,
+        &g.fal_rest_url,
+        &g.replicate_base_url,
+        &g.openai_base_url,
+        &g.kie_base_url,
+        &g.kie_upload_url,
+    ] {
+        if let Some(host) = url::Url::parse(base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+        {
+            hosts.push(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            );
+        }
+    }
+    let allow = AllowList::parse(&hosts).map_err(|e| anyhow::anyhow!("provider hosts: {e}"))?;
+    Ok(Fetcher::new(
+        FetchPolicy {
+            allow,
+            max_bytes: config.storage.max_file_size,
+            total_timeout: Duration::from_secs(g.download_timeout_seconds.max(1)),
+            ..FetchPolicy::default()
+        },
+        Arc::new(SystemResolver),
+    ))
 }
 
 fn hostname() -> String {

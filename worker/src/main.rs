@@ -29,13 +29,7 @@ async fn main() -> ExitCode {
         warn!(logger, "unknown configuration variable ignored"; "variable" => key);
     }
     info!(logger, "configuration"; logging::Fields(config.log_fields()));
-    let loaded = match generators::config::load(
-        config
-            .generators
-            .config_path
-            .as_deref()
-            .map(std::path::Path::new),
-    ) {
+    let loaded = match generators::config::load(&config) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("boards-worker: {e}");

@@ -433,7 +433,7 @@ async fn generators_are_listed_with_their_schemas() {
         .map(|g| g["name"].as_str().unwrap())
         .collect();
     assert_eq!(
-        names,
+        names[..5],
         [
             "local-image",
             "local-image-filter",
@@ -442,8 +442,15 @@ async fn generators_are_listed_with_their_schemas() {
             "local-echo"
         ]
     );
+    // Then the provider models of the original's baseline, in catalogue order.
+    assert_eq!(names.len(), 5 + 93);
+    assert_eq!(names[5], "fal-bria-background-remove");
     let images = app.ok(None, q, json!({"t": "image"})).await;
-    assert_eq!(images["generators"].as_array().unwrap().len(), 2);
+    let registry = boards_shared::generators::Registry::builtin();
+    assert_eq!(
+        images["generators"].as_array().unwrap().len(),
+        registry.list(Some("image")).count()
+    );
     let upper = app.ok(None, q, json!({"t": "IMAGE"})).await;
     assert_eq!(upper["generators"], json!([]));
     let filter = &images["generators"][1];

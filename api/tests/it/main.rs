@@ -7,6 +7,7 @@ mod auth;
 mod boards;
 mod client_generation_ops;
 mod client_ops;
+mod fal;
 mod generations;
 mod generator_inputs;
 mod health;

@@ -572,7 +572,11 @@ struct Flaky {
 
 #[async_trait::async_trait]
 impl Execute for Flaky {
-    async fn generate(&self, _input: Value, _ctx: &Context<'_>) -> Result<Output, GenerateError> {
+    async fn generate(
+        &self,
+        _input: Value,
+        _ctx: &Context<'_>,
+    ) -> Result<Vec<Output>, GenerateError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if self.permanent {
             return Err(GenerateError::Permanent(
@@ -584,18 +588,17 @@ impl Execute for Flaky {
                 "provider timed out (call {n})"
             )));
         }
-        Ok(Output {
-            bytes: b"ok".to_vec(),
-            extension: "txt".into(),
-            content_type: "text/plain".into(),
-            metadata: [
+        Ok(vec![Output::bytes(
+            b"ok".to_vec(),
+            "txt",
+            "text/plain",
+            [
                 ("format".to_string(), json!("plain")),
                 ("content".to_string(), json!("ok")),
             ]
             .into_iter()
             .collect(),
-            memory: None,
-        })
+        )])
     }
 }
 

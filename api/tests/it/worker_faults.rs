@@ -141,7 +141,9 @@ async fn a_timed_out_image_job_stops_its_cpu_work_and_returns_its_memory() {
         "generators:\n  - id: local-image\n  - id: local-image-filter\n    timeout_seconds: 1\n",
     )
     .unwrap();
-    let registry = boards_shared::generators::config::load(Some(&yaml))
+    let mut config = app.config.clone();
+    config.generators.config_path = Some(yaml.to_string_lossy().into_owned());
+    let registry = boards_shared::generators::config::load(&config)
         .unwrap()
         .registry;
     let w = Worker::start(app.config.clone(), crate::util::test_logger(), registry)

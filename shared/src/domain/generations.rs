@@ -69,6 +69,7 @@ pub async fn create_generation(
             generator.name, generator.artifact_type, input.artifact_type
         )));
     }
+    generator.ensure_available()?;
     if json_has_nul(&input.input_params) {
         return Err(AppError::bad_input(
             "Invalid input parameters: NUL characters are not allowed",
@@ -119,6 +120,7 @@ pub async fn regenerate(
             original.generator_name
         )));
     };
+    generator.ensure_available()?;
     // The inputs must be readable by whoever asks again, not only by the original's creator.
     check_inputs(
         conn,

@@ -1,13 +1,17 @@
 //! `generators.yaml` (runtime.md §3.5): which generators are registered, under which names, in
 //! which order. Keys: `strict_mode` (default true), `allow_unlisted`, `generators: [{id | class |
-//! import | entrypoint, enabled, name, options, input_defaults}]`.
+//! import | entrypoint, enabled, name, options, input_defaults, timeout_seconds}]`, and
+//! `catalogue: [...]`: provider models added to (or replacing, by name) the built-in catalogue,
+//! in its format (`shared/catalogue/README.md`). `class:` takes the original's Python class
+//! paths, so its files keep working.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{definitions, Registered, Registry};
+use super::{catalogue, definitions, ProviderKeys, Registered, Registry};
+use crate::Config;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +23,8 @@ struct File {
     allow_unlisted: bool,
     #[serde(default)]
     generators: Vec<Entry>,
+    #[serde(default)]
+    catalogue: Vec<Value>,
 }
 
 fn yes() -> bool {
@@ -51,22 +57,55 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Builds the registry from the YAML file at `path`, or the built-ins when `path` is `None`.
-pub fn load(path: Option<&Path>) -> Result<Loaded, String> {
-    let Some(path) = path else {
-        return Ok(Loaded {
-            registry: Registry::builtin(),
+/// Builds the registry of this process from `config`: the provider keys, then
+/// `generators.yaml` if one is configured, else the built-ins; generators without a key are
+/// hidden when `generators.unavailable` says so. API and worker both call this.
+pub fn load(config: &Config) -> Result<Loaded, String> {
+    let keys = ProviderKeys::from_config(&config.generators)?;
+    let mut loaded = match config
+        .generators
+        .config_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        None => Loaded {
+            registry: Registry::builtin_with(&keys)?,
             warnings: vec![],
-        });
+        },
+        Some(path) => {
+            let path = Path::new(path);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("generators config {}: {e}", path.display()))?;
+            parse(&text, &keys).map_err(|e| format!("generators config {}: {e}", path.display()))?
+        }
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("generators config {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("generators config {}: {e}", path.display()))
+    if config.generators.unavailable == "hide" {
+        loaded.registry.hide_unavailable();
+    }
+    Ok(loaded)
 }
 
-pub fn parse(text: &str) -> Result<Loaded, String> {
+/// The catalogue in effect: the built-in entries with the file's replacing those of the same
+/// name and new ones appended.
+fn catalogue_with(extra: Vec<Value>) -> Result<Vec<Arc<catalogue::Entry>>, String> {
+    let mut all: Vec<Arc<catalogue::Entry>> = catalogue::builtin().to_vec();
+    for (i, raw) in extra.into_iter().enumerate() {
+        let entry: catalogue::Entry =
+            serde_json::from_value(raw).map_err(|e| format!("catalogue[{i}]: {e}"))?;
+        entry.check().map_err(|e| format!("catalogue[{i}]: {e}"))?;
+        match all.iter_mut().find(|e| e.name == entry.name) {
+            Some(slot) => *slot = Arc::new(entry),
+            None => all.push(Arc::new(entry)),
+        }
+    }
+    Ok(all)
+}
+
+pub fn parse(text: &str, keys: &ProviderKeys) -> Result<Loaded, String> {
     let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let defs = definitions();
+    let catalogue = catalogue_with(file.catalogue)?;
+    let classes = catalogue::classes();
     let mut warnings = vec![];
     let mut entries = vec![];
     for (i, entry) in file.generators.into_iter().enumerate() {
@@ -96,19 +135,23 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
             ))?;
             continue;
         }
-        let wanted = entry
-            .id
-            .as_ref()
-            .or(entry.class.as_ref())
-            .cloned()
-            .unwrap_or_default();
-        let Some(def) = defs.iter().find(|d| d.id == wanted) else {
+        let wanted = match (&entry.id, &entry.class) {
+            (Some(id), _) => id.clone(),
+            (None, Some(class)) => {
+                // `pkg.module:Class` is the same as `pkg.module.Class`.
+                let class = class.replace(':', ".");
+                classes.get(&class).cloned().unwrap_or(class)
+            }
+            _ => String::new(),
+        };
+        let def = defs.iter().find(|d| d.id == wanted);
+        let model = catalogue.iter().find(|e| e.name == wanted);
+        if def.is_none() && model.is_none() {
             problem(format!(
-                "unknown generator `{wanted}` (available: {})",
-                defs.iter().map(|d| d.id).collect::<Vec<_>>().join(", ")
+                "unknown generator `{wanted}` (see the catalogue in shared/catalogue or the local-* generators)"
             ))?;
             continue;
-        };
+        }
         if entry
             .options
             .as_ref()
@@ -122,8 +165,14 @@ pub fn parse(text: &str) -> Result<Loaded, String> {
                 "{place}: `input_defaults` is not supported and was ignored"
             ));
         }
-        let mut registered = Registered::from_def(def, entry.name);
-        registered.timeout = entry.timeout_seconds.map(std::time::Duration::from_secs);
+        let mut registered = match (def, model) {
+            (Some(def), _) => Registered::from_def(def, entry.name)?,
+            (None, Some(model)) => Registered::from_entry(model.clone(), entry.name, keys)?,
+            (None, None) => continue,
+        };
+        if let Some(t) = entry.timeout_seconds {
+            registered.timeout = Some(std::time::Duration::from_secs(t));
+        }
         entries.push(registered);
     }
     let registry = Registry::from_entries(entries)?;
@@ -138,6 +187,7 @@ mod tests {
     fn order_names_and_enabled_are_honoured() {
         let loaded = parse(
             "generators:\n  - id: local-text\n  - id: local-image\n    name: my-image\n  - id: local-audio\n    enabled: false\n",
+            &ProviderKeys::default(),
         )
         .unwrap();
         let names: Vec<&str> = loaded
@@ -151,25 +201,40 @@ mod tests {
     #[test]
     fn strict_mode_refuses_unknown_entries_and_lenient_mode_skips_them() {
         let text = "generators:\n  - class: boards.generators.fal.FluxPro\n  - id: local-text\n";
-        assert!(parse(text).unwrap_err().contains("unknown generator"));
-        let loaded = parse(&format!("strict_mode: false\n{text}")).unwrap();
+        assert!(parse(text, &ProviderKeys::default())
+            .unwrap_err()
+            .contains("unknown generator"));
+        let loaded = parse(
+            &format!("strict_mode: false\n{text}"),
+            &ProviderKeys::default(),
+        )
+        .unwrap();
         assert_eq!(loaded.registry.len(), 1);
         assert_eq!(loaded.warnings.len(), 1);
     }
 
     #[test]
     fn duplicate_names_are_refused() {
-        let err =
-            parse("generators:\n  - id: local-text\n  - id: local-image\n    name: local-text\n")
-                .err()
-                .unwrap();
+        let err = parse(
+            "generators:\n  - id: local-text\n  - id: local-image\n    name: local-text\n",
+            &ProviderKeys::default(),
+        )
+        .err()
+        .unwrap();
         assert!(err.contains("twice"), "{err}");
     }
 
     #[test]
     fn the_artifact_type_filter_is_lower_case() {
         let r = Registry::builtin();
-        assert_eq!(r.list(Some("image")).count(), 2);
+        let images = r.list(Some("image")).count();
+        assert!(images >= 2);
+        assert_eq!(
+            images,
+            r.list(None)
+                .filter(|g| g.artifact_type.as_str() == "image")
+                .count()
+        );
         assert_eq!(r.list(Some("IMAGE")).count(), 0);
         assert_eq!(r.list(Some("")).count(), r.len());
     }

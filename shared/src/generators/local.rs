@@ -191,7 +191,6 @@ pub fn builtin() -> Vec<GeneratorDef> {
             input_schema: input_schema::<LocalImageInput>,
             check: Some(typed::<LocalImageInput>),
             strict: false,
-            exec: || std::sync::Arc::new(super::exec::LocalImage),
         },
         GeneratorDef {
             id: "local-image-filter",
@@ -200,7 +199,6 @@ pub fn builtin() -> Vec<GeneratorDef> {
             input_schema: input_schema::<LocalImageFilterInput>,
             check: Some(typed::<LocalImageFilterInput>),
             strict: false,
-            exec: || std::sync::Arc::new(super::exec::LocalImageFilterExec),
         },
         GeneratorDef {
             id: "local-audio",
@@ -209,7 +207,6 @@ pub fn builtin() -> Vec<GeneratorDef> {
             input_schema: input_schema::<LocalAudioInput>,
             check: Some(typed::<LocalAudioInput>),
             strict: false,
-            exec: || std::sync::Arc::new(super::exec::LocalAudio),
         },
         GeneratorDef {
             id: "local-text",
@@ -218,7 +215,6 @@ pub fn builtin() -> Vec<GeneratorDef> {
             input_schema: input_schema::<LocalTextInput>,
             check: Some(typed::<LocalTextInput>),
             strict: false,
-            exec: || std::sync::Arc::new(super::exec::LocalText),
         },
         GeneratorDef {
             id: "local-echo",
@@ -227,7 +223,6 @@ pub fn builtin() -> Vec<GeneratorDef> {
             input_schema: input_schema::<LocalEchoInput>,
             check: Some(typed::<LocalEchoInput>),
             strict: false,
-            exec: || std::sync::Arc::new(super::exec::LocalEcho),
         },
     ]
 }

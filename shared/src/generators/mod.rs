@@ -1,10 +1,13 @@
 //! Generators: what can be generated, with which inputs. The [`Registry`] is built once per
-//! process from `generators.yaml` (or the built-ins) and shared by the API (listing, input
-//! validation at creation) and the worker (execution).
+//! process from configuration ([`config::load`]: the built-in `local-*` generators, the
+//! catalogue of provider models, `generators.yaml`, the provider keys) and shared by the API
+//! (listing, input validation at creation) and the worker, whose executors (one per local
+//! generator, one adapter per provider) run what the registry describes.
 
+pub mod catalogue;
 pub mod config;
-pub mod exec;
 pub mod imaging;
+pub mod keys;
 pub mod local;
 pub mod run;
 pub mod schema;
@@ -14,6 +17,8 @@ use std::{collections::HashMap, fmt, sync::Arc};
 
 use serde_json::Value;
 
+pub use catalogue::Provider;
+pub use keys::ProviderKeys;
 pub use validate::ArtifactSlot;
 
 use crate::AppError;
@@ -72,10 +77,10 @@ pub struct GeneratorDef {
     /// in `inputParams`), as the original's Pydantic models do: the Boards UI sends `prompt`
     /// to every generator.
     pub strict: bool,
-    pub exec: fn() -> Arc<dyn run::Execute>,
 }
 
-/// A generator's executable half, shared (`Debug` for the registry's sake).
+/// An executor supplied with a custom definition (tests, extensions); `Debug` for the
+/// registry's sake.
 #[derive(Clone)]
 pub struct Exec(pub Arc<dyn run::Execute>);
 
@@ -85,24 +90,60 @@ impl fmt::Debug for Exec {
     }
 }
 
+/// Where a registered generator comes from, which tells the worker how to run it.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A built-in `local-*` generator (its id).
+    Local(&'static str),
+    /// A provider model.
+    Catalogue(Arc<catalogue::Entry>),
+    /// Defined in code with its own executor.
+    Custom(Exec),
+}
+
 /// A generator as registered: possibly renamed by configuration.
 #[derive(Clone, Debug)]
 pub struct Registered {
     pub name: String,
-    pub id: &'static str,
     pub description: String,
     pub artifact_type: ArtifactKind,
     pub input_schema: Arc<Value>,
     pub slots: Vec<ArtifactSlot>,
     /// See [`GeneratorDef::check`].
     pub check: Option<TypedCheck>,
-    pub exec: Exec,
-    /// Time limit of one run (from the generator or `generators.yaml`).
+    validator: Arc<validate::Validator>,
+    pub source: Source,
+    /// Time limit of one run (from the catalogue or `generators.yaml`).
     pub timeout: Option<std::time::Duration>,
+    /// Why it cannot run in this deployment (its provider has no key), if so.
+    pub unavailable: Option<String>,
 }
 
 impl Registered {
-    fn from_def(def: &GeneratorDef, name: Option<String>) -> Self {
+    fn new(
+        name: String,
+        description: String,
+        artifact_type: ArtifactKind,
+        schema: Value,
+        source: Source,
+    ) -> Result<Self, String> {
+        let validator =
+            validate::Validator::new(&schema).map_err(|e| format!("generator `{name}`: {e}"))?;
+        Ok(Self {
+            slots: validate::artifact_slots(&schema),
+            input_schema: Arc::new(schema),
+            validator: Arc::new(validator),
+            name,
+            description,
+            artifact_type,
+            check: None,
+            source,
+            timeout: None,
+            unavailable: None,
+        })
+    }
+
+    fn from_def(def: &GeneratorDef, name: Option<String>) -> Result<Self, String> {
         let mut schema = (def.input_schema)();
         if let Value::Object(root) = &mut schema {
             if def.strict {
@@ -111,17 +152,35 @@ impl Registered {
                 root.remove("additionalProperties");
             }
         }
-        Self {
-            name: name.unwrap_or_else(|| def.id.to_string()),
-            id: def.id,
-            description: def.description.to_string(),
-            artifact_type: def.artifact_type,
-            slots: validate::artifact_slots(&schema),
-            input_schema: Arc::new(schema),
-            check: def.check,
-            exec: Exec((def.exec)()),
-            timeout: None,
+        let mut r = Self::new(
+            name.unwrap_or_else(|| def.id.to_string()),
+            def.description.to_string(),
+            def.artifact_type,
+            schema,
+            Source::Local(def.id),
+        )?;
+        r.check = def.check;
+        Ok(r)
+    }
+
+    /// A provider model of the catalogue; unavailable when `keys` has no key for it.
+    pub fn from_entry(
+        entry: Arc<catalogue::Entry>,
+        name: Option<String>,
+        keys: &ProviderKeys,
+    ) -> Result<Self, String> {
+        let mut r = Self::new(
+            name.unwrap_or_else(|| entry.name.clone()),
+            entry.description.clone(),
+            entry.artifact_type,
+            entry.input_schema(),
+            Source::Catalogue(entry.clone()),
+        )?;
+        r.timeout = entry.timeout_seconds.map(std::time::Duration::from_secs);
+        if !keys.has(entry.provider) {
+            r.unavailable = Some(ProviderKeys::missing(entry.provider));
         }
+        Ok(r)
     }
 
     /// A generator defined outside the built-ins (tests, extensions).
@@ -132,16 +191,30 @@ impl Registered {
         input_schema: Value,
         exec: Arc<dyn run::Execute>,
     ) -> Self {
+        let validator = validate::Validator::new(&input_schema).unwrap_or_else(|_| {
+            // An invalid schema accepts nothing but objects; the caller's tests will say so.
+            validate::Validator::new(&serde_json::json!({"type": "object"}))
+                .unwrap_or_else(|e| unreachable!("the object schema compiles: {e}"))
+        });
         Self {
             name: name.to_string(),
-            id: "custom",
             description: description.to_string(),
             artifact_type,
             slots: validate::artifact_slots(&input_schema),
             input_schema: Arc::new(input_schema),
+            validator: Arc::new(validator),
             check: None,
-            exec: Exec(exec),
+            source: Source::Custom(Exec(exec)),
             timeout: None,
+            unavailable: None,
+        }
+    }
+
+    /// The catalogue entry of a provider model.
+    pub fn entry(&self) -> Option<&Arc<catalogue::Entry>> {
+        match &self.source {
+            Source::Catalogue(e) => Some(e),
+            _ => None,
         }
     }
 
@@ -149,10 +222,19 @@ impl Registered {
     /// deserialises it as the generator will, so what passes here also runs.
     pub fn validate(&self, input: &Value) -> Result<(), AppError> {
         let invalid = |m: String| AppError::bad_input(format!("Invalid input parameters: {m}"));
-        validate::validate(&self.input_schema, input)
+        self.validator
+            .validate(input)
             .map_err(|errors| invalid(errors.join("; ")))?;
         match self.check {
             Some(check) => check(input).map_err(invalid),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails when the generator cannot run in this deployment (no provider key).
+    pub fn ensure_available(&self) -> Result<(), AppError> {
+        match &self.unavailable {
+            Some(why) => Err(AppError::bad_input(why.clone())),
             None => Ok(()),
         }
     }
@@ -171,15 +253,32 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// All built-in generators under their own names.
+    /// The local generators and the catalogue's baseline models under their own names
+    /// (provider models without a key in `keys` are listed as unavailable).
+    pub fn builtin_with(keys: &ProviderKeys) -> Result<Self, String> {
+        let mut entries = definitions()
+            .iter()
+            .map(|d| Registered::from_def(d, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        for e in catalogue::builtin().iter().filter(|e| e.baseline) {
+            entries.push(Registered::from_entry(e.clone(), None, keys)?);
+        }
+        Self::from_entries(entries)
+    }
+
+    /// [`Registry::builtin_with`] without provider keys.
     pub fn builtin() -> Self {
-        Self::from_entries(
-            definitions()
-                .iter()
-                .map(|d| Registered::from_def(d, None))
-                .collect(),
-        )
-        .unwrap_or_default()
+        Self::builtin_with(&ProviderKeys::default()).unwrap_or_default()
+    }
+
+    /// Drops the generators that cannot run here (`generators.unavailable: hide`).
+    pub fn hide_unavailable(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        let kept: Vec<Registered> = entries
+            .into_iter()
+            .filter(|e| e.unavailable.is_none())
+            .collect();
+        *self = Self::from_entries(kept).unwrap_or_default();
     }
 
     fn from_entries(entries: Vec<Registered>) -> Result<Self, String> {
@@ -245,15 +344,15 @@ mod tests {
         d
     }
 
+    fn reg(d: &GeneratorDef) -> Registered {
+        Registered::from_def(d, None).unwrap()
+    }
+
     #[test]
     fn unknown_parameters_are_ignored_unless_the_definition_is_strict() {
         let input = json!({"prompt": "hi", "style": "whatever"});
-        Registered::from_def(&def(false), None)
-            .validate(&input)
-            .unwrap();
-        let err = Registered::from_def(&def(true), None)
-            .validate(&input)
-            .unwrap_err();
+        reg(&def(false)).validate(&input).unwrap();
+        let err = reg(&def(true)).validate(&input).unwrap_err();
         assert!(
             err.to_string().contains("style: is not a known parameter"),
             "{err}"

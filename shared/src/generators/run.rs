@@ -24,17 +24,70 @@ pub enum GenerateError {
     Cancelled,
 }
 
-/// What a generator made.
+/// Where an output's bytes are.
+pub enum Body {
+    /// Made here, in memory.
+    Bytes(Vec<u8>),
+    /// At a provider: an `http(s)` URL the worker streams into storage (never held whole in
+    /// memory, size-capped, its type read from the bytes), or a `data:` URI.
+    Url(String),
+}
+
+/// What a generator made: one artifact. A run returns one or more (several = batch rows).
 pub struct Output {
-    pub bytes: Vec<u8>,
-    /// File extension of the stored object (`png`, `wav`, `txt`).
+    pub body: Body,
+    /// File extension of the stored object (`png`, `wav`, `txt`); empty = from the bytes.
     pub extension: String,
+    /// Empty = from the bytes.
     pub content_type: String,
-    /// The artifact's `format` and type-specific fields (width/height, duration…, content).
+    /// The artifact's `format` and type-specific fields (width/height, duration…, content);
+    /// for URL outputs the worker adds what it reads from the bytes.
     pub metadata: Map<String, Value>,
     /// Memory reserved for making the artifact, kept until it is stored (the bytes are still
     /// held until then).
     pub memory: Option<MemoryReservation>,
+}
+
+impl Output {
+    /// Bytes made here, of a known type.
+    pub fn bytes(
+        bytes: Vec<u8>,
+        extension: &str,
+        content_type: &str,
+        metadata: Map<String, Value>,
+    ) -> Self {
+        Self {
+            body: Body::Bytes(bytes),
+            extension: extension.into(),
+            content_type: content_type.into(),
+            metadata,
+            memory: None,
+        }
+    }
+
+    /// A provider's file, typed from its bytes when stored; `format` (if known) is recorded.
+    pub fn url(url: impl Into<String>, format: Option<String>) -> Self {
+        let mut metadata = Map::new();
+        if let Some(f) = format {
+            metadata.insert("format".into(), Value::String(f));
+        }
+        Self {
+            body: Body::Url(url.into()),
+            extension: String::new(),
+            content_type: String::new(),
+            metadata,
+            memory: None,
+        }
+    }
+}
+
+/// The job's row as a running generator may change it.
+#[async_trait::async_trait]
+pub trait JobRecord: Send + Sync {
+    /// Records the upstream job id on the row right away (fenced by the run's claim), so a
+    /// redelivered or reaped job resumes the same upstream job instead of submitting again.
+    /// `Cancelled` when the run no longer holds the job.
+    async fn set_external_job_id(&self, id: &str) -> Result<(), GenerateError>;
 }
 
 /// Receives progress reports (percent, 0-100) from a running generator.
@@ -56,6 +109,9 @@ pub struct InputArtifact {
 
 pub struct Context<'a> {
     pub progress: &'a dyn Progress,
+    pub record: &'a dyn JobRecord,
+    /// The upstream job id an earlier run of this job recorded (resume it, do not resubmit).
+    pub external_job_id: Option<String>,
     /// Cancelled when the job is cancelled, times out or loses its claim; CPU-heavy work on
     /// blocking threads checks it often.
     pub cancel: CancellationToken,
@@ -156,6 +212,43 @@ impl Context<'_> {
             })
     }
 
+    /// A URL a provider can fetch the artifact from by itself, when this deployment's
+    /// storage URLs are public and absolute (they never expire); `None` means upload it.
+    pub fn public_url(&self, artifact: &InputArtifact) -> Option<String> {
+        let url = &artifact.storage_url;
+        let absolute = url.starts_with("https://") || url.starts_with("http://");
+        (absolute && !self.storage.urls_expire()).then(|| url.clone())
+    }
+
+    /// An input artifact's bytes as a stream, with its size and content type when known
+    /// (for uploads to a provider's file store without holding the file in memory).
+    pub async fn open(
+        &self,
+        artifact: &InputArtifact,
+    ) -> Result<(crate::storage::ByteStream, Option<u64>, String), GenerateError> {
+        let key = artifact.storage_key.as_deref().ok_or_else(|| {
+            GenerateError::Permanent(format!(
+                "Input generation {} has no stored artifact this server can read",
+                artifact.generation_id
+            ))
+        })?;
+        let stream = self.storage.get(key, None).await.map_err(|e| match e {
+            crate::storage::StorageError::NotFound(_) => GenerateError::Permanent(format!(
+                "The artifact of input generation {} is missing from storage",
+                artifact.generation_id
+            )),
+            other => GenerateError::Transient(format!("Reading an input artifact failed: {other}")),
+        })?;
+        let size = artifact.metadata.get("size").and_then(Value::as_u64);
+        let content_type = artifact
+            .metadata
+            .get("content_type")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| "application/octet-stream".into());
+        Ok((stream, size, content_type))
+    }
+
     pub fn check_cancelled(&self) -> Result<(), GenerateError> {
         if self.cancel.is_cancelled() {
             Err(GenerateError::Cancelled)
@@ -168,11 +261,20 @@ impl Context<'_> {
 /// The executable half of a generator.
 #[async_trait::async_trait]
 pub trait Execute: Send + Sync {
-    async fn generate(&self, input: Value, ctx: &Context<'_>) -> Result<Output, GenerateError>;
+    /// Runs the generator; at least one output on success (the first is the job's own
+    /// artifact, the others become batch rows).
+    async fn generate(&self, input: Value, ctx: &Context<'_>)
+        -> Result<Vec<Output>, GenerateError>;
 
     /// Time limit of one run; `None` uses the configured default.
     fn timeout(&self) -> Option<Duration> {
         None
+    }
+
+    /// Stops the upstream job `external_id` (after a user cancel or a timeout); generators
+    /// without an upstream have nothing to stop.
+    async fn cancel(&self, _external_id: &str) -> Result<(), GenerateError> {
+        Ok(())
     }
 }
 

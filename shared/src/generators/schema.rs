@@ -24,7 +24,8 @@ pub fn input_schema<T: JsonSchema>() -> Value {
     value
 }
 
-fn title_of(field: &str) -> String {
+/// `image_sources` → `Image Sources` (Pydantic's generated titles).
+pub fn title_of(field: &str) -> String {
     field
         .split('_')
         .filter(|w| !w.is_empty())
@@ -113,6 +114,21 @@ fn number(x: f64) -> Value {
         Value::from(x as i64)
     } else {
         Value::from(x)
+    }
+}
+
+/// Adds a generated title to every property of `schema` that has none (nested objects too).
+pub fn add_titles(schema: &mut Value) {
+    let Value::Object(obj) = schema else { return };
+    if let Some(Value::Object(props)) = obj.get_mut("properties") {
+        for (name, prop) in props.iter_mut() {
+            if let Value::Object(p) = prop {
+                if !p.contains_key("title") && !p.contains_key("$ref") {
+                    p.insert("title".into(), Value::String(title_of(name)));
+                }
+            }
+            add_titles(prop);
+        }
     }
 }
 

@@ -1,8 +1,8 @@
-//! Validation of `inputParams` against a generator's input schema (the JSON-Schema subset that
-//! Pydantic and schemars emit), with messages that name the offending field, and discovery of
+//! Validation of `inputParams` against a generator's input schema (JSON Schema 2020-12 with the
+//! `jsonschema` crate), with messages that name the offending field, and discovery of
 //! the artifact input slots (fields whose schema refers to `*Artifact`).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::ArtifactKind;
 
@@ -76,9 +76,220 @@ pub fn artifact_slots(schema: &Value) -> Vec<ArtifactSlot> {
         .collect()
 }
 
-struct Checker<'a> {
-    defs: Option<&'a Map<String, Value>>,
-    errors: Vec<String>,
+/// An input schema compiled for validation (with the `jsonschema` crate). Artifact slots take
+/// generation ids where the published schema shows the artifact document, so before compiling
+/// every artifact `$ref` becomes "a string in UUID format"; messages are rewritten to name the
+/// offending field in the words the API has always used.
+pub struct Validator {
+    inner: jsonschema::Validator,
+    /// The schema that was compiled (to tell generation-id fields apart in messages).
+    compiled: Value,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Validator")
+    }
+}
+
+/// What an artifact slot accepts: a generation id.
+fn id_schema() -> Value {
+    serde_json::json!({"type": "string", "format": "uuid", "x-generation-id": true})
+}
+
+fn rewrite_artifacts(value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            if obj
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(artifact_kind_of_ref)
+                .is_some()
+            {
+                *value = id_schema();
+                return;
+            }
+            for (k, v) in obj.iter_mut() {
+                if k != "$defs" {
+                    rewrite_artifacts(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(rewrite_artifacts),
+        _ => {}
+    }
+}
+
+impl Validator {
+    /// Compiles `schema`; fails when it is not a valid JSON Schema (2020-12) or refers to
+    /// something it does not define (nothing is ever fetched).
+    pub fn new(schema: &Value) -> Result<Self, String> {
+        let mut compiled = schema.clone();
+        rewrite_artifacts(&mut compiled);
+        let inner = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&compiled)
+            .map_err(|e| format!("invalid input schema: {e}"))?;
+        Ok(Self { inner, compiled })
+    }
+
+    /// Checks `input`; on failure returns one message per problem, each starting with the
+    /// field's path (`prompt`, `images[0]`, `voice.speed`).
+    pub fn validate(&self, input: &Value) -> Result<(), Vec<String>> {
+        if !input.is_object() {
+            return Err(vec![format!(
+                "expected a JSON object of parameters, got {}",
+                describe(input)
+            )]);
+        }
+        let mut errors = vec![];
+        for e in self.inner.iter_errors(input) {
+            self.explain(&e, &mut errors);
+        }
+        errors.dedup();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether the schema at `schema_path` (the failing keyword's parent) is a generation id.
+    fn is_id_slot(&self, schema_path: &str) -> bool {
+        let parent = schema_path.rsplit_once('/').map_or("", |(p, _)| p);
+        self.compiled
+            .pointer(parent)
+            .is_some_and(|s| s.get("x-generation-id").is_some())
+    }
+
+    fn explain(&self, e: &jsonschema::ValidationError<'_>, out: &mut Vec<String>) {
+        use jsonschema::error::ValidationErrorKind as K;
+        let path = field_path(e.instance_path().as_str());
+        let at = |msg: String| {
+            if path.is_empty() {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            }
+        };
+        let value = e.instance().as_ref();
+        let msg = match e.kind() {
+            K::Required { property } => {
+                let name = show(property);
+                out.push(format!("{}: is required", join(&path, &name)));
+                return;
+            }
+            K::AdditionalProperties { unexpected } => {
+                for key in unexpected {
+                    out.push(format!("{}: is not a known parameter", join(&path, key)));
+                }
+                return;
+            }
+            K::AnyOf { context } | K::OneOfNotValid { context } => {
+                // `anyOf [X, null]` (an optional value): explain X, the branch that was meant.
+                let branch = if value.is_null() {
+                    None
+                } else {
+                    context.iter().find(|errors| {
+                        !errors
+                            .iter()
+                            .all(|e| matches!(e.kind(), K::Type { .. }) && null_only(e))
+                    })
+                };
+                match branch {
+                    Some(errors) if !errors.is_empty() => {
+                        for inner in errors {
+                            self.explain(inner, out);
+                        }
+                        return;
+                    }
+                    _ => "does not match any of the allowed forms".to_string(),
+                }
+            }
+            K::Format { format } if format == "uuid" => {
+                format!("expected a generation id (UUID), got {}", short(value))
+            }
+            K::Type { kind } => {
+                if self.is_id_slot(e.schema_path().as_str()) {
+                    format!("expected a generation id (UUID), got {}", describe(value))
+                } else {
+                    let wanted = match kind {
+                        jsonschema::error::TypeKind::Single(t) => article(&t.to_string()),
+                        jsonschema::error::TypeKind::Multiple(set) => set
+                            .iter()
+                            .map(|t| article(&t.to_string()))
+                            .collect::<Vec<_>>()
+                            .join(" or "),
+                    };
+                    format!("expected {wanted}, got {}", describe(value))
+                }
+            }
+            K::Enum { options } => {
+                let list = options
+                    .as_array()
+                    .map(|o| o.iter().map(show).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_else(|| options.to_string());
+                format!("must be one of {list} (got {})", show(value))
+            }
+            K::Constant { expected_value } => format!("must be {}", show(expected_value)),
+            K::MinLength { limit } => {
+                if value.as_str() == Some("") {
+                    "must not be empty".to_string()
+                } else {
+                    format!("must be at least {limit} characters")
+                }
+            }
+            K::MaxLength { limit } => format!("must be at most {limit} characters"),
+            K::Pattern { pattern } => format!("must match the pattern {pattern}"),
+            K::Minimum { limit } => format!("must be at least {limit}"),
+            K::Maximum { limit } => format!("must be at most {limit}"),
+            K::ExclusiveMinimum { limit } => format!("must be greater than {limit}"),
+            K::ExclusiveMaximum { limit } => format!("must be less than {limit}"),
+            K::MultipleOf { multiple_of, .. } => format!("must be a multiple of {multiple_of}"),
+            K::MinItems { limit } => format!("must have at least {limit} item(s)"),
+            K::MaxItems { limit } => format!("must have at most {limit} item(s)"),
+            K::UniqueItems => "must not repeat items".to_string(),
+            K::FalseSchema => "is not allowed here".to_string(),
+            _ => e.to_string(),
+        };
+        out.push(at(msg));
+    }
+}
+
+/// A `type` error whose wanted type is only `null` (the null branch of an optional value).
+fn null_only(e: &jsonschema::ValidationError<'_>) -> bool {
+    matches!(
+        e.kind(),
+        jsonschema::error::ValidationErrorKind::Type {
+            kind: jsonschema::error::TypeKind::Single(jsonschema::JsonType::Null)
+        }
+    )
+}
+
+/// `/images/0/url` → `images[0].url`.
+fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if seg.parse::<usize>().is_ok() && !out.is_empty() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
 }
 
 fn describe(v: &Value) -> &'static str {
@@ -93,21 +304,11 @@ fn describe(v: &Value) -> &'static str {
     }
 }
 
-fn type_matches(t: &str, v: &Value) -> bool {
-    match t {
-        "null" => v.is_null(),
-        "boolean" => v.is_boolean(),
-        "string" => v.is_string(),
-        "array" => v.is_array(),
-        "object" => v.is_object(),
-        "number" => v.is_number(),
-        "integer" => match v {
-            Value::Number(n) => {
-                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
-            }
-            _ => false,
-        },
-        _ => true,
+/// A value as a message shows it: strings quoted and cut at 60 characters.
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{:?}", s.chars().take(60).collect::<String>()),
+        other => describe(other).to_string(),
     }
 }
 
@@ -115,232 +316,6 @@ fn show(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-impl<'a> Checker<'a> {
-    fn resolve(&self, schema: &'a Value) -> Option<&'a Value> {
-        let r = schema.get("$ref")?.as_str()?;
-        let name = r
-            .strip_prefix("#/$defs/")
-            .or_else(|| r.strip_prefix("#/definitions/"))?;
-        self.defs?.get(name)
-    }
-
-    /// Returns whether `value` conforms; records messages only when `record` is set.
-    fn check(&mut self, value: &Value, schema: &'a Value, path: &str, record: bool) -> bool {
-        let fail = |this: &mut Self, msg: String| {
-            if record {
-                this.errors.push(format!("{path}: {msg}"));
-            }
-            false
-        };
-        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-            if artifact_kind_of_ref(r).is_some() {
-                let ok = value
-                    .as_str()
-                    .is_some_and(|s| uuid::Uuid::parse_str(s).is_ok());
-                let got = match value {
-                    Value::String(s) => format!("{:?}", s.chars().take(60).collect::<String>()),
-                    other => describe(other).to_string(),
-                };
-                return ok || fail(self, format!("expected a generation id (UUID), got {got}"));
-            }
-            return match self.resolve(schema) {
-                Some(target) => self.check(value, target, path, record),
-                None => true,
-            };
-        }
-        if let Some(branches) = schema
-            .get("anyOf")
-            .or_else(|| schema.get("oneOf"))
-            .and_then(Value::as_array)
-        {
-            if !branches.iter().any(|b| self.check(value, b, path, false)) {
-                // Report against the first non-null branch, which is the informative one.
-                let main = branches
-                    .iter()
-                    .find(|b| b.get("type") != Some(&Value::from("null")));
-                return match main {
-                    Some(b) if record => {
-                        self.check(value, b, path, true);
-                        false
-                    }
-                    _ => fail(self, format!("{} is not allowed here", describe(value))),
-                };
-            }
-        }
-        if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
-            let mut ok = true;
-            for b in all {
-                ok &= self.check(value, b, path, record);
-            }
-            if !ok {
-                return false;
-            }
-        }
-        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(value) {
-                let list = allowed.iter().map(show).collect::<Vec<_>>().join(", ");
-                return fail(self, format!("must be one of {list} (got {})", show(value)));
-            }
-        }
-        if let Some(c) = schema.get("const") {
-            if c != value {
-                return fail(self, format!("must be {}", show(c)));
-            }
-        }
-        match schema.get("type") {
-            Some(Value::String(t)) if !type_matches(t, value) => {
-                return fail(
-                    self,
-                    format!("expected {}, got {}", article(t), describe(value)),
-                );
-            }
-            Some(Value::Array(ts))
-                if !ts
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|t| type_matches(t, value)) =>
-            {
-                return fail(self, format!("{} is not allowed here", describe(value)));
-            }
-            _ => {}
-        }
-        let mut ok = true;
-        match value {
-            Value::String(s) => {
-                let n = s.chars().count() as u64;
-                if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-                    if n < min {
-                        ok = fail(
-                            self,
-                            if min == 1 {
-                                "must not be empty".into()
-                            } else {
-                                format!("must be at least {min} characters")
-                            },
-                        );
-                    }
-                }
-                if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-                    if n > max {
-                        ok = fail(self, format!("must be at most {max} characters"));
-                    }
-                }
-                if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                    if let Ok(re) = regex::Regex::new(p) {
-                        if !re.is_match(s) {
-                            ok = fail(self, format!("must match the pattern {p}"));
-                        }
-                    }
-                }
-            }
-            Value::Number(n) => {
-                let x = n.as_f64().unwrap_or(f64::NAN);
-                let num = |k: &str| schema.get(k).and_then(Value::as_f64);
-                if let Some(min) = num("minimum") {
-                    if x < min {
-                        ok = fail(self, format!("must be at least {}", schema["minimum"]));
-                    }
-                }
-                if let Some(max) = num("maximum") {
-                    if x > max {
-                        ok = fail(self, format!("must be at most {}", schema["maximum"]));
-                    }
-                }
-                if let Some(min) = num("exclusiveMinimum") {
-                    if x <= min {
-                        ok = fail(
-                            self,
-                            format!("must be greater than {}", schema["exclusiveMinimum"]),
-                        );
-                    }
-                }
-                if let Some(max) = num("exclusiveMaximum") {
-                    if x >= max {
-                        ok = fail(
-                            self,
-                            format!("must be less than {}", schema["exclusiveMaximum"]),
-                        );
-                    }
-                }
-                if let Some(m) = num("multipleOf").filter(|m| *m > 0.0) {
-                    let q = x / m;
-                    if (q - q.round()).abs() > 1e-9 {
-                        ok = fail(
-                            self,
-                            format!("must be a multiple of {}", schema["multipleOf"]),
-                        );
-                    }
-                }
-            }
-            Value::Array(items) => {
-                let n = items.len() as u64;
-                if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-                    if n < min {
-                        ok = fail(self, format!("must have at least {min} item(s)"));
-                    }
-                }
-                if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-                    if n > max {
-                        ok = fail(self, format!("must have at most {max} item(s)"));
-                    }
-                }
-                if let Some(item_schema) = schema.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        ok &= self.check(item, item_schema, &format!("{path}[{i}]"), record);
-                    }
-                }
-            }
-            Value::Object(map) => {
-                ok &= self.check_object(map, schema, path, record);
-            }
-            _ => {}
-        }
-        ok
-    }
-
-    fn check_object(
-        &mut self,
-        map: &Map<String, Value>,
-        schema: &'a Value,
-        path: &str,
-        record: bool,
-    ) -> bool {
-        let mut ok = true;
-        let join = |f: &str| {
-            if path.is_empty() {
-                f.to_string()
-            } else {
-                format!("{path}.{f}")
-            }
-        };
-        let props = schema.get("properties").and_then(Value::as_object);
-        if let Some(required) = schema.get("required").and_then(Value::as_array) {
-            for field in required.iter().filter_map(Value::as_str) {
-                if !map.contains_key(field) {
-                    if record {
-                        self.errors.push(format!("{}: is required", join(field)));
-                    }
-                    ok = false;
-                }
-            }
-        }
-        for (key, v) in map {
-            match props.and_then(|p| p.get(key)) {
-                Some(prop) => ok &= self.check(v, prop, &join(key), record),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    if record {
-                        self.errors
-                            .push(format!("{}: is not a known parameter", join(key)));
-                    }
-                    ok = false;
-                }
-                None => {}
-            }
-        }
-        ok
     }
 }
 
@@ -352,28 +327,9 @@ fn article(t: &str) -> String {
     }
 }
 
-/// Checks `input` against `schema`; on failure returns one message per problem, each starting
-/// with the field's path.
+/// Checks `input` against `schema` (compiling it each time: hot paths keep a [`Validator`]).
 pub fn validate(schema: &Value, input: &Value) -> Result<(), Vec<String>> {
-    let Some(map) = input.as_object() else {
-        return Err(vec![format!(
-            "expected a JSON object of parameters, got {}",
-            describe(input)
-        )]);
-    };
-    let mut checker = Checker {
-        defs: schema
-            .get("$defs")
-            .or_else(|| schema.get("definitions"))
-            .and_then(Value::as_object),
-        errors: vec![],
-    };
-    checker.check_object(map, schema, "", true);
-    if checker.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(checker.errors)
-    }
+    Validator::new(schema).map_err(|e| vec![e])?.validate(input)
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@
 mod names;
 mod probe;
 mod sniff;
-#[cfg(test)]
-mod tests_support;
+#[cfg(any(test, feature = "test-helpers"))]
+pub mod tests_support;
 mod thumbnail;
 
 pub use names::{check_extension, default_upload_extensions, sanitize_filename};

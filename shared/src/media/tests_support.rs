@@ -1,5 +1,6 @@
 //! Fixtures made at test time: small images encoded with `image`, hand-built WAV and
 //! ISO-BMFF (MP4/MOV/M4A) files, and the magic numbers `infer` recognises for MP3, Ogg, WebM.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Fixtures: a failure is a broken test.
 
 use std::io::Cursor;
 

@@ -91,7 +91,7 @@ async fn a_stale_run_cannot_complete_fail_release_or_report_progress() {
             .unwrap()
     );
     assert!(
-        job_runs::complete(&mut conn, &stale, "http://stale", None, &json!({}))
+        job_runs::complete(&mut conn, &stale, "http://stale", None, &json!({}), vec![])
             .await
             .unwrap()
             .is_none()
@@ -111,14 +111,21 @@ async fn a_stale_run_cannot_complete_fail_release_or_report_progress() {
     assert!(job_runs::set_progress(&mut conn, &current, 40.0)
         .await
         .unwrap());
-    let done = job_runs::complete(&mut conn, &current, "http://current", None, &json!({}))
-        .await
-        .unwrap();
+    let done = job_runs::complete(
+        &mut conn,
+        &current,
+        "http://current",
+        None,
+        &json!({}),
+        vec![],
+    )
+    .await
+    .unwrap();
     assert!(done.is_some());
 
     // And after it completed, the stale run still changes nothing.
     assert!(
-        job_runs::complete(&mut conn, &stale, "http://stale", None, &json!({}))
+        job_runs::complete(&mut conn, &stale, "http://stale", None, &json!({}), vec![])
             .await
             .unwrap()
             .is_none()
@@ -164,7 +171,7 @@ async fn run_attempts_keep_growing_across_finished_runs() {
         .unwrap();
     assert_eq!(second.attempt, first.attempt + 1);
     assert!(
-        job_runs::complete(&mut conn, &first, "http://old", None, &json!({}))
+        job_runs::complete(&mut conn, &first, "http://old", None, &json!({}), vec![])
             .await
             .unwrap()
             .is_none()
@@ -191,7 +198,7 @@ async fn the_reaper_finds_expired_jobs_behind_many_finished_runs() {
             .await
             .unwrap()
             .unwrap();
-        job_runs::complete(&mut conn, &run, "http://done", None, &json!({}))
+        job_runs::complete(&mut conn, &run, "http://done", None, &json!({}), vec![])
             .await
             .unwrap()
             .unwrap();

@@ -27,4 +27,18 @@ impl GeneratorInfoObj {
     fn input_schema(&self) -> Json {
         Json(self.0.input_schema.clone())
     }
+    /// Whether this deployment can run it (a provider model needs its provider's key);
+    /// `createGeneration` refuses unavailable generators.
+    fn available(&self) -> bool {
+        self.0.unavailable.is_none()
+    }
+    /// Why it is unavailable (`fal.ai: no API key is configured ...`), if it is.
+    fn unavailable_reason(&self) -> Option<&str> {
+        self.0.unavailable.as_deref()
+    }
+    /// The upstream service (`fal`, `replicate`, `openai`, `kie`); null for generators that
+    /// run in the worker itself.
+    fn provider(&self) -> Option<&str> {
+        self.0.entry().map(|e| e.provider.as_str())
+    }
 }

@@ -191,27 +191,65 @@ pub async fn set_progress(
     .await
 }
 
+/// A column a running job writes as it goes, fenced by its claim.
+enum RunWrite {
+    InputArtifacts(Value),
+    ExternalJobId(String),
+}
+
+/// Writes `write` while the run still holds the job (`false` when it does not).
+async fn write_while_held(
+    conn: &mut AsyncPgConnection,
+    claim: &Claim,
+    write: RunWrite,
+) -> QueryResult<bool> {
+    let claim = claim.clone();
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        if !holds(conn, &claim).await? {
+            return Ok(false);
+        }
+        let row = generations::table
+            .find(claim.generation_id)
+            .filter(generations::status.eq("processing"));
+        let n = match write {
+            RunWrite::InputArtifacts(lineage) => {
+                diesel::update(row)
+                    .set(generations::input_artifacts.eq(lineage))
+                    .execute(conn)
+                    .await?
+            }
+            RunWrite::ExternalJobId(id) => {
+                diesel::update(row)
+                    .set(generations::external_job_id.eq(Some(id)))
+                    .execute(conn)
+                    .await?
+            }
+        };
+        Ok(n > 0)
+    })
+    .await
+}
+
 /// Records lineage while the run still holds the job.
 pub async fn set_input_artifacts(
     conn: &mut AsyncPgConnection,
     claim: &Claim,
     lineage: &Value,
 ) -> QueryResult<bool> {
-    let (claim, lineage) = (claim.clone(), lineage.clone());
-    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-        if !holds(conn, &claim).await? {
-            return Ok(false);
-        }
-        let n = diesel::update(
-            generations::table
-                .find(claim.generation_id)
-                .filter(generations::status.eq("processing")),
-        )
-        .set(generations::input_artifacts.eq(lineage))
-        .execute(conn)
-        .await?;
-        Ok(n > 0)
-    })
+    write_while_held(conn, claim, RunWrite::InputArtifacts(lineage.clone())).await
+}
+
+/// Records the upstream job id while the run still holds the job (`false` when it does not).
+pub async fn set_external_job_id(
+    conn: &mut AsyncPgConnection,
+    claim: &Claim,
+    external_id: &str,
+) -> QueryResult<bool> {
+    write_while_held(
+        conn,
+        claim,
+        RunWrite::ExternalJobId(external_id.to_string()),
+    )
     .await
 }
 
@@ -223,14 +261,17 @@ async fn end_run(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {
         .await
 }
 
-/// Finalises a running job as completed, in one transaction with the end of its run.
-/// `None` when the run no longer holds the job (cancelled, reaped, finished elsewhere).
+/// Finalises a running job as completed, in one transaction with the end of its run and the
+/// insertion of its batch rows (the other outputs of a multi-output run, written completed).
+/// `None` when the run no longer holds the job (cancelled, reaped, finished elsewhere): then
+/// no batch row is written either, so a redelivered job never makes a second set.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     claim: &Claim,
     storage_url: &str,
     thumbnail_url: Option<&str>,
     output_metadata: &Value,
+    batch: Vec<super::generations::NewUpload>,
 ) -> QueryResult<Option<Generation>> {
     let (claim, storage_url, thumbnail_url, output_metadata) = (
         claim.clone(),
@@ -263,6 +304,12 @@ pub async fn complete(
         .optional()?;
         if done.is_some() {
             end_run(conn, id).await?;
+            if !batch.is_empty() {
+                diesel::insert_into(generations::table)
+                    .values(&batch)
+                    .execute(conn)
+                    .await?;
+            }
         }
         Ok(done)
     })

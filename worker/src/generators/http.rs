@@ -1,0 +1,307 @@
+//! The HTTP client every provider adapter shares: one connection pool per worker process, a
+//! deadline per call, and retries on transport errors and 408/409/429/5xx with exponential
+//! backoff that honours `Retry-After`. Calls that create something upstream (a submit) are
+//! retried only when the request surely did not land (connection refused, or an answer that
+//! says it was not taken: 408/409/429/502/503/504).
+
+use std::time::Duration;
+
+use boards_shared::generators::{run::GenerateError, Provider};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// Retry policy and deadline of provider calls.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Whether repeating a call can do harm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Reads, cancels, uploads of content-addressed files: repeat on any transient failure.
+    Idempotent,
+    /// Creates a paid job upstream: repeat only when it surely did not land.
+    Create,
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// No usable answer (connection, TLS, deadline), after the retries.
+    Transport(String),
+    /// A non-2xx answer that is not retried (or still failing after the retries).
+    Status {
+        status: u16,
+        detail: String,
+    },
+    Cancelled,
+}
+
+impl CallError {
+    /// The error users see, named after the provider: a 4xx is the request's fault (final),
+    /// 5xx and transport failures are retried as a job.
+    pub fn into_generate(self, provider: Provider) -> GenerateError {
+        let label = provider.label();
+        match self {
+            Self::Cancelled => GenerateError::Cancelled,
+            Self::Transport(e) => GenerateError::Transient(format!("{label}: {e}")),
+            Self::Status { status, detail } if status == 401 || status == 403 => {
+                GenerateError::Permanent(format!(
+                    "{label}: the API key was refused (HTTP {status}): {detail}"
+                ))
+            }
+            Self::Status { status, detail } if retryable(status) => {
+                GenerateError::Transient(format!("{label}: HTTP {status}: {detail}"))
+            }
+            Self::Status { detail, .. } => GenerateError::Permanent(format!("{label}: {detail}")),
+        }
+    }
+}
+
+fn retryable(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429) || status >= 500
+}
+
+/// For creating calls: the answer says the request was not taken.
+fn not_taken(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429 | 502 | 503 | 504)
+}
+
+/// The shared client.
+#[derive(Clone, Debug)]
+pub struct Http {
+    client: reqwest::Client,
+    pub policy: Policy,
+}
+
+impl Http {
+    pub fn new(policy: Policy) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(policy.timeout)
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("boards-rs/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client, policy })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends the request `make` builds (again for every attempt) until it succeeds, fails for
+    /// good, runs out of attempts, or `cancel` fires.
+    pub async fn send(
+        &self,
+        call: Call,
+        cancel: &CancellationToken,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, CallError> {
+        let mut backoff = self.policy.first_backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.policy.max_attempts;
+            let sent = tokio::select! {
+                r = make(&self.client).send() => r,
+                _ = cancel.cancelled() => return Err(CallError::Cancelled),
+            };
+            let wait = match sent {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let again = match call {
+                        Call::Idempotent => retryable(status),
+                        Call::Create => not_taken(status),
+                    };
+                    let retry_after = retry_after(&response);
+                    if !again || last {
+                        let detail = detail_of(response).await;
+                        return Err(CallError::Status { status, detail });
+                    }
+                    // The server's own wait is honoured as given; ours is spread out.
+                    retry_after.unwrap_or_else(|| jitter(backoff))
+                }
+                Err(e) => {
+                    let again = match call {
+                        Call::Idempotent => true,
+                        Call::Create => e.is_connect(),
+                    };
+                    if !again || last {
+                        return Err(CallError::Transport(describe(&e)));
+                    }
+                    jitter(backoff)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled() => return Err(CallError::Cancelled),
+            }
+            backoff = (backoff * 2).min(self.policy.max_backoff);
+        }
+    }
+
+    /// [`Http::send`], then the body as JSON.
+    pub async fn json(
+        &self,
+        call: Call,
+        cancel: &CancellationToken,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Value, CallError> {
+        let response = self.send(call, cancel, make).await?;
+        response
+            .json::<Value>()
+            .await
+            .map_err(|e| CallError::Transport(format!("unreadable answer: {}", describe(&e))))
+    }
+}
+
+/// `Retry-After` in seconds (capped at 5 minutes); dates are not worth a parser here.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    let secs: f64 = value.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(300.0)))
+}
+
+/// Up to a quarter less, so that many jobs retrying together spread out.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    d.mul_f64(1.0 - f64::from(nanos % 250) / 1000.0)
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the request timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else if e.is_decode() {
+        "the answer could not be decoded".into()
+    } else {
+        "the connection failed".into()
+    }
+}
+
+/// The message of an error answer: the provider's own (`detail`, `error.message`, `msg`…),
+/// else the start of the body, else the status.
+pub async fn detail_of(response: Response) -> String {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    detail_in(status, &text)
+}
+
+pub fn detail_in(status: StatusCode, text: &str) -> String {
+    if let Ok(doc) = serde_json::from_str::<Value>(text) {
+        if let Some(d) = message_in(&doc) {
+            return d;
+        }
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        format!("HTTP {}", status.as_u16())
+    } else {
+        text.chars().take(300).collect()
+    }
+}
+
+/// The first message found in a JSON error document.
+pub fn message_in(doc: &Value) -> Option<String> {
+    let text = |v: &Value| v.as_str().map(str::to_string).filter(|s| !s.is_empty());
+    if let Some(d) = doc.get("detail") {
+        if let Some(s) = text(d) {
+            return Some(s);
+        }
+        // FastAPI validation errors: [{"loc": [..., "field"], "msg": "..."}].
+        if let Some(items) = d.as_array() {
+            let msgs: Vec<String> = items
+                .iter()
+                .filter_map(|i| {
+                    let msg = i.get("msg").and_then(Value::as_str)?;
+                    let field = i
+                        .get("loc")
+                        .and_then(Value::as_array)
+                        .and_then(|l| l.last())
+                        .map(|f| f.as_str().map_or(f.to_string(), str::to_string));
+                    Some(match field {
+                        Some(f) => format!("{f}: {msg}"),
+                        None => msg.to_string(),
+                    })
+                })
+                .collect();
+            if !msgs.is_empty() {
+                return Some(msgs.join("; "));
+            }
+        }
+    }
+    if let Some(e) = doc.get("error") {
+        if let Some(s) = text(e).or_else(|| e.get("message").and_then(text)) {
+            return Some(s);
+        }
+    }
+    ["message", "msg", "title", "errorMessage", "failMsg"]
+        .iter()
+        .find_map(|k| doc.get(*k).and_then(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn provider_messages_are_found_where_each_provider_puts_them() {
+        assert_eq!(
+            message_in(&json!({"detail": "Image too large"})).unwrap(),
+            "Image too large"
+        );
+        assert_eq!(
+            message_in(&json!({"detail": [{"loc": ["body", "prompt"], "msg": "field required"}]}))
+                .unwrap(),
+            "prompt: field required"
+        );
+        assert_eq!(
+            message_in(&json!({"error": {"message": "Billing hard limit"}})).unwrap(),
+            "Billing hard limit"
+        );
+        assert_eq!(
+            message_in(&json!({"code": 402, "msg": "Credits insufficient"})).unwrap(),
+            "Credits insufficient"
+        );
+        assert_eq!(detail_in(StatusCode::BAD_GATEWAY, ""), "HTTP 502");
+    }
+
+    #[test]
+    fn a_4xx_is_final_and_a_5xx_is_retried_as_a_job() {
+        let e = CallError::Status {
+            status: 422,
+            detail: "prompt: too long".into(),
+        }
+        .into_generate(Provider::Fal);
+        assert!(matches!(&e, GenerateError::Permanent(m) if m == "fal.ai: prompt: too long"));
+        let e = CallError::Status {
+            status: 503,
+            detail: "busy".into(),
+        }
+        .into_generate(Provider::Replicate);
+        assert!(matches!(&e, GenerateError::Transient(m) if m.starts_with("Replicate: HTTP 503")));
+    }
+}

@@ -1,0 +1,87 @@
+//! The executable half of the generators: what runs each registered generator in this worker.
+//! Built once per process from the registry and the configuration ([`Executors::from_config`]):
+//! the local generators (one file each under `local/`) and one adapter per provider (`fal/`,
+//! ...), all sharing one HTTP client. The API never links this module.
+
+pub mod fal;
+pub mod http;
+pub mod local;
+pub mod poll;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use boards_shared::{
+    generators::{run::Execute, Provider, ProviderKeys, Registry, Source},
+    Config,
+};
+
+/// An executor per registered generator name.
+#[derive(Default)]
+pub struct Executors {
+    by_name: HashMap<String, Arc<dyn Execute>>,
+}
+
+impl Executors {
+    /// Executors for every generator of `registry`. Provider models whose key is missing get
+    /// their executor too: it fails with the clear "no API key" message before any call.
+    pub fn from_config(registry: &Registry, config: &Config) -> anyhow::Result<Self> {
+        let g = &config.generators;
+        let keys = ProviderKeys::from_config(g).map_err(anyhow::Error::msg)?;
+        let http = http::Http::new(http::Policy {
+            max_attempts: g.max_retries.max(1),
+            timeout: Duration::from_secs(g.request_timeout_seconds.max(1)),
+            ..http::Policy::default()
+        })?;
+        let poll = poll::Poll {
+            first: Duration::from_millis(g.poll_interval_ms.max(1)),
+            max: Duration::from_millis(g.max_poll_interval_ms.max(1)),
+        };
+        let fal = Arc::new(fal::Client::new(
+            http.clone(),
+            keys.get(Provider::Fal).cloned(),
+            &g.fal_base_url,
+            &g.fal_rest_url,
+        ));
+        let mut by_name: HashMap<String, Arc<dyn Execute>> = HashMap::new();
+        for generator in registry.list(None) {
+            let exec: Arc<dyn Execute> = match &generator.source {
+                Source::Local(id) => local::executor(id)
+                    .ok_or_else(|| anyhow::anyhow!("no executor for local generator `{id}`"))?,
+                Source::Custom(exec) => exec.0.clone(),
+                Source::Catalogue(entry) => match entry.provider {
+                    Provider::Fal => Arc::new(fal::Model::new(entry.clone(), fal.clone(), poll)),
+                    other => Arc::new(Unsupported(other)),
+                },
+            };
+            by_name.insert(generator.name.clone(), exec);
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Execute>> {
+        self.by_name.get(name)
+    }
+}
+
+/// Providers whose adapter this build lacks: their jobs fail with a clear message.
+struct Unsupported(Provider);
+
+#[async_trait::async_trait]
+impl Execute for Unsupported {
+    async fn generate(
+        &self,
+        _input: serde_json::Value,
+        _ctx: &boards_shared::generators::run::Context<'_>,
+    ) -> Result<
+        Vec<boards_shared::generators::run::Output>,
+        boards_shared::generators::run::GenerateError,
+    > {
+        Err(boards_shared::generators::run::GenerateError::Permanent(
+            format!(
+                "{}: this build cannot run {} models yet",
+                self.0.label(),
+                self.0.label()
+            ),
+        ))
+    }
+}
