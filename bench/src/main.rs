@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 pub(crate) const SECRET: &str = "bench-secret-0123456789-0123456789";
 
 mod pipeline;
+mod providers;
 mod uploads;
 
 #[derive(Parser, Clone)]
@@ -41,6 +42,8 @@ enum Bench {
     Pipeline(pipeline::PipelineArgs),
     /// Uploads: MiB/s to local and S3 storage, curl ceiling, API RSS under concurrent uploads.
     Uploads(uploads::UploadArgs),
+    /// Provider jobs: 1,000 upstream jobs in flight in one worker against a fake fal.ai.
+    Providers(providers::ProviderArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -112,6 +115,47 @@ pub(crate) async fn start_api_with(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("the API did not start")
+}
+
+/// A worker process, killed when dropped.
+pub(crate) struct Worker(pub(crate) std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The environment of a benchmark's API and worker: its own database, storage folder, queue
+/// and channel names (`bench-{tag}`), quiet JSON logs, JWT auth with the benchmark's secret.
+pub(crate) fn stack_env(
+    db: &TestDb,
+    storage: &std::path::Path,
+    tag: &str,
+    worker_concurrency: usize,
+) -> Vec<(String, String)> {
+    vec![
+        ("BOARDS_AMQP_PREFIX".into(), format!("bench-{tag}")),
+        (
+            "BOARDS_REDIS_CHANNEL_PREFIX".into(),
+            format!("bench-{tag}:"),
+        ),
+        (
+            "BOARDS_STORAGE_LOCAL_BASE_PATH".into(),
+            storage.to_string_lossy().to_string(),
+        ),
+        (
+            "BOARDS_WORKER_CONCURRENCY".into(),
+            worker_concurrency.to_string(),
+        ),
+        ("BOARDS_WORKER_HEALTH_PORT".into(), "0".into()),
+        ("BOARDS_LOG_LEVEL".into(), "warning".into()),
+        ("BOARDS_LOG_FORMAT".into(), "json".into()),
+        ("BOARDS_DATABASE_URL".into(), db.url().to_string()),
+        ("BOARDS_AUTH_PROVIDER".into(), "jwt".into()),
+        ("BOARDS_JWT_SECRET".into(), SECRET.into()),
+    ]
 }
 
 struct Seeded {
@@ -380,6 +424,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Bench::Pipeline(p)) => pipeline::run(&cli.args, &p).await,
         Some(Bench::Uploads(u)) => uploads::run(&cli.args, &u).await,
+        Some(Bench::Providers(p)) => providers::run(&cli.args, &p).await,
         Some(Bench::Http) | None => http(cli.args).await,
     }
 }

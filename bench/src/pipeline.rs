@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -15,7 +15,7 @@ use futures::StreamExt as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
-use crate::{gql, histogram, start_api_with, token, Args, SECRET};
+use crate::{gql, histogram, start_api_with, token, Args};
 
 #[derive(clap::Args, Clone)]
 pub struct PipelineArgs {
@@ -39,14 +39,7 @@ pub struct PipelineArgs {
     worker_concurrency: usize,
 }
 
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::Worker;
 
 use boards_shared::testing::rss_kib;
 
@@ -150,28 +143,11 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("boards-bench-{}", uuid::Uuid::new_v4().simple()));
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let prefix = format!("bench-{tag}:");
-    let env: Vec<(String, String)> = vec![
-        ("BOARDS_AMQP_PREFIX".into(), format!("bench-{tag}")),
-        ("BOARDS_REDIS_CHANNEL_PREFIX".into(), prefix.clone()),
-        (
-            "BOARDS_STORAGE_LOCAL_BASE_PATH".into(),
-            storage.to_string_lossy().to_string(),
-        ),
-        ("BOARDS_JOB_RELAY_INTERVAL_MS".into(), "500".into()),
-        (
-            "BOARDS_WORKER_CONCURRENCY".into(),
-            p.worker_concurrency.to_string(),
-        ),
-        ("BOARDS_WORKER_HEALTH_PORT".into(), "0".into()),
-        ("BOARDS_LOG_LEVEL".into(), "warning".into()),
-        ("BOARDS_LOG_FORMAT".into(), "json".into()),
-        ("BOARDS_DATABASE_URL".into(), db.url().to_string()),
-        ("BOARDS_AUTH_PROVIDER".into(), "jwt".into()),
-        ("BOARDS_JWT_SECRET".into(), SECRET.into()),
-        // The fan-out opens thousands of streams as one user, to measure what one process
-        // holds; in production they come from many users (the per-user cap is 20).
-        ("BOARDS_SSE_MAX_STREAMS_PER_USER".into(), "100000".into()),
-    ];
+    let mut env = crate::stack_env(&db, &storage, &tag, p.worker_concurrency);
+    env.push(("BOARDS_JOB_RELAY_INTERVAL_MS".into(), "500".into()));
+    // The fan-out opens thousands of streams as one user, to measure what one process
+    // holds; in production they come from many users (the per-user cap is 20).
+    env.push(("BOARDS_SSE_MAX_STREAMS_PER_USER".into(), "100000".into()));
     let api = start_api_with(args, &db, &env).await?;
     let api_pid = api.child.id();
     let _worker = Worker(

@@ -94,6 +94,17 @@ pub struct RequestMap {
     /// Kie's Qwen switches to its edit model when images are given.
     #[serde(default)]
     pub model_when: HashMap<String, String>,
+    /// Inputs not sent when empty (`""`, `[]`, `{}`), as the originals' `if inputs.x:`.
+    #[serde(default)]
+    pub skip_empty: Vec<String>,
+    /// Input → another input: not sent when that other one is given (pixverse sends `text`
+    /// only without `audio_url`).
+    #[serde(default)]
+    pub unless: HashMap<String, String>,
+    /// Object inputs (a `$ref` to one of `defs`) sent with their nested defaults filled in
+    /// when left out, as the originals' default factories do.
+    #[serde(default)]
+    pub fill_defaults: Vec<String>,
 }
 
 /// One path or several tried in order (the first that reaches something wins).
@@ -284,7 +295,11 @@ impl Entry {
             .chain(self.request.omit.iter())
             .chain(self.request.values.keys())
             .chain(self.request.first.iter())
-            .chain(self.request.model_when.keys());
+            .chain(self.request.model_when.keys())
+            .chain(self.request.skip_empty.iter())
+            .chain(self.request.unless.keys())
+            .chain(self.request.unless.values())
+            .chain(self.request.fill_defaults.iter());
         for k in request_keys {
             if !known(k) {
                 return fail(format!("request refers to `{k}`, which is not an input"));
@@ -417,9 +432,23 @@ impl Entry {
         urls: &HashMap<String, Vec<String>>,
     ) -> Map<String, Value> {
         let mut body = Map::new();
-        for (field, value) in input {
+        let mut input = input.clone();
+        for field in &self.request.fill_defaults {
+            if input.get(field).is_none_or(Value::is_null) {
+                if let Some(d) = self.nested_defaults(field) {
+                    input.insert(field.clone(), d);
+                }
+            }
+        }
+        for (field, value) in &input {
             if self.request.omit.contains(field) || !self.inputs.contains_key(field) {
                 continue;
+            }
+            if let Some(other) = self.request.unless.get(field) {
+                let given = input.get(other).is_some_and(|v| !empty(v)) || urls.contains_key(other);
+                if given {
+                    continue;
+                }
             }
             let value = match self.slot(field) {
                 Some(slot) => match urls.get(field) {
@@ -438,10 +467,10 @@ impl Entry {
                             .and_then(|t| t.get(s))
                             .cloned()
                     });
-                    translated.unwrap_or_else(|| value.clone())
+                    without_nulls(translated.unwrap_or_else(|| value.clone()))
                 }
             };
-            if value.is_null() {
+            if value.is_null() || (self.request.skip_empty.contains(field) && empty(&value)) {
                 continue;
             }
             let name = self.request.rename.get(field).unwrap_or(field);
@@ -451,6 +480,25 @@ impl Entry {
             body.insert(k.clone(), v.clone());
         }
         body
+    }
+
+    /// The defaults of the object `$def` an input refers to, one level deep.
+    fn nested_defaults(&self, field: &str) -> Option<Value> {
+        let reference = self.inputs.get(field).and_then(|s| {
+            s.get("$ref").or_else(|| {
+                s.get("anyOf")
+                    .and_then(Value::as_array)
+                    .and_then(|b| b.iter().find_map(|x| x.get("$ref")))
+            })
+        })?;
+        let name = reference.as_str()?.rsplit('/').next()?;
+        let props = self.defs.get(name)?.get("properties")?.as_object()?;
+        let defaults: Map<String, Value> = props
+            .iter()
+            .filter_map(|(k, p)| p.get("default").map(|d| (k.clone(), d.clone())))
+            .filter(|(_, d)| !d.is_null())
+            .collect();
+        Some(Value::Object(defaults))
     }
 
     /// The upstream model for `input`: `model`, unless a `model_when` input is given.
@@ -499,6 +547,31 @@ impl Entry {
     pub fn output_format(&self, input: &Map<String, Value>) -> Option<String> {
         let field = self.output.format.as_ref()?;
         input.get(field)?.as_str().map(str::to_string)
+    }
+}
+
+/// `""`, `[]`, `{}`.
+fn empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// Objects without their null members, at every depth (Pydantic's `exclude_none`).
+fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
     }
 }
 
@@ -676,6 +749,45 @@ mod tests {
         );
         assert_eq!(e.estimate_cost(&input), Some(0.04));
         assert_eq!(e.output_format(&input).as_deref(), Some("png"));
+    }
+
+    #[test]
+    fn empty_inputs_exclusive_inputs_and_nested_defaults_follow_the_originals() {
+        let e = parse(
+            r##"
+- name: fal-x
+  artifact_type: audio
+  provider: fal
+  model: fal-ai/x
+  description: X.
+  inputs:
+    text: {anyOf: [{type: string}, {type: "null"}], default: null}
+    audio_url: {artifact: audio, optional: true}
+    negative_prompt: {type: string, default: ""}
+    voice: {"$ref": "#/$defs/Voice"}
+  defs:
+    Voice: {type: object, properties: {speed: {type: number, default: 1.0}, emotion: {anyOf: [{type: string}, {type: "null"}], default: null}}}
+  request: {skip_empty: [negative_prompt], unless: {text: audio_url}, fill_defaults: [voice]}
+  output: {urls: audio.url}
+"##,
+        )
+        .unwrap()
+        .remove(0);
+        let input = e.with_defaults(&json!({"text": "hello"}));
+        let body = e.request_body(&input, &HashMap::new());
+        assert_eq!(
+            Value::Object(body),
+            json!({"text": "hello", "voice": {"speed": 1.0}})
+        );
+        let urls = HashMap::from([("audio_url".to_string(), vec!["https://a/1.wav".into()])]);
+        let input = e.with_defaults(
+            &json!({"text": "hello", "audio_url": "x", "voice": {"speed": 2, "emotion": null}}),
+        );
+        let body = e.request_body(&input, &urls);
+        assert_eq!(
+            Value::Object(body),
+            json!({"audio_url": "https://a/1.wav", "voice": {"speed": 2}})
+        );
     }
 
     #[test]

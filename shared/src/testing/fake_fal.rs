@@ -31,6 +31,8 @@ pub struct Behaviour {
     pub image_size: (u32, u32),
     /// Outputs when the submit names no `num_images`.
     pub default_outputs: usize,
+    /// Finishes this long after the submit instead of after `polls_to_finish` polls.
+    pub finish_after: Option<std::time::Duration>,
 }
 
 impl Default for Behaviour {
@@ -42,6 +44,7 @@ impl Default for Behaviour {
             fail_with: None,
             image_size: (64, 48),
             default_outputs: 1,
+            finish_after: None,
         }
     }
 }
@@ -50,8 +53,8 @@ impl Default for Behaviour {
 struct State {
     behaviour: Behaviour,
     refused: u32,
-    /// Request id → (endpoint, submitted body, polls so far).
-    requests: HashMap<String, (String, Value, u32)>,
+    /// Request id → (endpoint, submitted body, polls so far, submitted at).
+    requests: HashMap<String, (String, Value, u32, std::time::Instant)>,
     cancels: Vec<String>,
     uploads: Vec<(String, usize)>,
 }
@@ -67,7 +70,19 @@ fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
 
 impl FakeFal {
     pub async fn start(behaviour: Behaviour) -> Self {
-        let server = MockServer::start().await;
+        Self::start_on(MockServer::start().await, behaviour).await
+    }
+
+    /// A fake that does not keep the requests it receives (benchmarks: thousands of polls).
+    pub async fn start_quiet(behaviour: Behaviour) -> Self {
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
+        Self::start_on(server, behaviour).await
+    }
+
+    async fn start_on(server: MockServer, behaviour: Behaviour) -> Self {
         let state = Arc::new(Mutex::new(State {
             behaviour,
             ..State::default()
@@ -162,7 +177,11 @@ impl FakeFal {
                 };
                 req.2 += 1;
                 let polls = req.2;
-                let body = if b.never_finish || polls < b.polls_to_finish {
+                let running = match b.finish_after {
+                    Some(after) => req.3.elapsed() < after,
+                    None => polls < b.polls_to_finish,
+                };
+                let body = if b.never_finish || running {
                     if polls == 1 {
                         json!({"status": "IN_QUEUE", "queue_position": 2})
                     } else {
@@ -188,7 +207,7 @@ impl FakeFal {
                 if let Some((status, body)) = &st.behaviour.fail_with {
                     return ResponseTemplate::new(*status).set_body_json(body.clone());
                 }
-                let Some((_, body, _)) = st.requests.get(id) else {
+                let Some((_, body, _, _)) = st.requests.get(id) else {
                     return ResponseTemplate::new(404).set_body_json(json!({"detail": "Request not found"}));
                 };
                 let n = body
@@ -232,7 +251,8 @@ impl FakeFal {
                 let endpoint = r.url.path().trim_start_matches('/').to_string();
                 let id = uuid::Uuid::new_v4().to_string();
                 let app: String = endpoint.split('/').take(2).collect::<Vec<_>>().join("/");
-                st.requests.insert(id.clone(), (endpoint, body, 0));
+                st.requests
+                    .insert(id.clone(), (endpoint, body, 0, std::time::Instant::now()));
                 ResponseTemplate::new(200).set_body_json(json!({
                     "request_id": id,
                     "status_url": format!("{base}/{app}/requests/{id}/status"),
@@ -269,7 +289,7 @@ impl FakeFal {
         lock(&self.state)
             .requests
             .values()
-            .map(|(e, b, _)| (e.clone(), b.clone()))
+            .map(|(e, b, _, _)| (e.clone(), b.clone()))
             .collect()
     }
 

@@ -756,3 +756,61 @@ async fn artifacts_go_to_s3_and_a_store_outage_is_retried() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "hi");
 }
+
+/// A worker killed while it waits on fal.ai: the next worker resumes polling the same upstream
+/// request (its id was recorded before waiting) and never submits the job again.
+#[tokio::test]
+async fn a_worker_killed_mid_poll_is_resumed_without_a_second_submit() {
+    use boards_shared::testing::fake_fal::{Behaviour, FakeFal};
+    let fake = FakeFal::start(Behaviour {
+        never_finish: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let s = stack_with(&[
+        ("FAL_KEY", "test-fal-key".into()),
+        ("BOARDS_FAL_BASE_URL", fake.url()),
+        ("BOARDS_FAL_REST_URL", fake.url()),
+        ("BOARDS_PROVIDER_POLL_INTERVAL_MS", "50".into()),
+        ("BOARDS_PROVIDER_MAX_POLL_INTERVAL_MS", "100".into()),
+    ])
+    .await;
+    let mut first = s.spawn_worker();
+    let board = s.board().await;
+    let d = s
+        .gql(
+            "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }",
+            json!({"i": {"boardId": board, "generatorName": "fal-flux-pro-ultra", "artifactType": "IMAGE",
+                "inputParams": {"prompt": "a quiet harbour"}}}),
+        )
+        .await;
+    let id = d["createGeneration"]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.polls() < 3 {
+        assert!(Instant::now() < deadline, "the first worker never polled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&first, "-KILL");
+    let _ =
+        tokio::task::spawn_blocking(move || wait_exit(&mut first, Duration::from_secs(10))).await;
+    let polls_before = fake.polls();
+    fake.set(|b| {
+        b.never_finish = false;
+        b.polls_to_finish = polls_before + 2;
+    });
+    let mut second = s.spawn_worker();
+    s.wait_all(
+        std::slice::from_ref(&id),
+        "COMPLETED",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(fake.submits(), 1, "the upstream job was submitted once");
+    assert!(
+        fake.polls() > polls_before,
+        "the second worker polled the same request"
+    );
+    signal(&second, "-TERM");
+    let _ =
+        tokio::task::spawn_blocking(move || wait_exit(&mut second, Duration::from_secs(30))).await;
+}
