@@ -371,3 +371,50 @@ async fn inputs_are_passed_as_urls_when_storage_urls_are_public() {
     assert_eq!(body["image_urls"], json!([s["storageUrl"]]));
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_video_is_streamed_into_storage_with_its_duration_and_progress_from_the_logs() {
+    let fake = FakeFal::start(Behaviour {
+        polls_to_finish: 6,
+        ..Behaviour::default()
+    })
+    .await;
+    let (app, user, b, w) = setup(&fake, options(&fake)).await;
+    let id = generate(
+        &app,
+        &user,
+        &b,
+        "fal-veo3",
+        "VIDEO",
+        json!({"prompt": "waves on rocks"}),
+    )
+    .await;
+    let (events, _) = crate::pipeline::sse(&app, &user.token, &id, WAIT).await;
+    let g = wait_for(&app, &user, &id, &["completed", "failed"], WAIT).await;
+    assert_eq!(g["status"], "COMPLETED", "{g}");
+    let meta = &g["outputMetadata"];
+    assert_eq!(meta["content_type"], "video/mp4");
+    assert_eq!(meta["format"], "mp4");
+    assert_eq!(meta["duration"], 5.0, "read from the MP4 header: {meta}");
+    assert!(meta.get("thumbnail_key").is_none());
+    let messages: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("In the fal.ai queue (position 2)")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("step 1")),
+        "{messages:?}"
+    );
+    let progress: Vec<f64> = events
+        .iter()
+        .filter_map(|e| e["progress"].as_f64())
+        .collect();
+    assert!(progress.windows(2).all(|p| p[0] <= p[1]), "{progress:?}");
+    w.stop().await;
+}

@@ -860,6 +860,50 @@ mod catalogue_tests {
             .all(|g| g.unavailable.is_some()));
     }
 
+    fn model(name: &str) -> Arc<Entry> {
+        builtin()
+            .iter()
+            .find(|e| e.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is in the catalogue"))
+    }
+
+    /// runtime.md §3.9.2 and the fal adapters' request shapes, field by field.
+    #[test]
+    fn fal_request_bodies_match_the_originals() {
+        let pro = model("fal-nano-banana-pro");
+        let input = pro.with_defaults(&json!({"prompt": "a red fox"}));
+        assert_eq!(
+            Value::Object(pro.request_body(&input, &HashMap::new())),
+            json!({"prompt": "a red fox", "aspect_ratio": "1:1", "num_images": 1,
+                   "resolution": "1K", "output_format": "png", "sync_mode": true})
+        );
+        assert_eq!(pro.estimate_cost(&input), Some(0.039));
+        let edit = model("fal-nano-banana-edit");
+        let input = edit.with_defaults(&json!({"prompt": "bluer", "image_sources": ["a", "b"]}));
+        let urls = HashMap::from([(
+            "image_sources".to_string(),
+            vec![
+                "https://cdn/1.png".to_string(),
+                "https://cdn/2.png".to_string(),
+            ],
+        )]);
+        assert_eq!(
+            Value::Object(edit.request_body(&input, &urls)),
+            json!({"prompt": "bluer", "image_urls": ["https://cdn/1.png", "https://cdn/2.png"],
+                   "num_images": 1, "output_format": "jpeg", "sync_mode": false,
+                   "limit_generations": false})
+        );
+        let video = model("fal-veo31-image-to-video");
+        let input = video.with_defaults(&json!({"prompt": "it moves", "image": "a"}));
+        let urls = HashMap::from([("image".to_string(), vec!["https://cdn/1.png".to_string()])]);
+        assert_eq!(
+            Value::Object(video.request_body(&input, &urls)),
+            json!({"prompt": "it moves", "image_url": "https://cdn/1.png", "aspect_ratio": "16:9",
+                   "duration": "8s", "generate_audio": true, "resolution": "720p"})
+        );
+    }
+
     #[test]
     fn every_reference_generator_keeps_its_name_and_input_schema() {
         let reference: Vec<Value> = serde_json::from_str(REFERENCE).unwrap();
