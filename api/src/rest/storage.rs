@@ -89,18 +89,7 @@ pub async fn serve(
     // Stores that serve their own objects get a redirect (a signed or public URL).
     let delivery = match state.storage.delivery_of(&key).await {
         Ok(d) => d,
-        Err(StorageError::NotFound(_)) => {
-            return error_response(&AppError::not_found("File not found"))
-        }
-        Err(StorageError::InvalidKey(_) | StorageError::OutsideRoot(_)) => {
-            return error_response(&AppError::forbidden("Access denied"))
-        }
-        Err(e) => {
-            return error_response(&AppError::Unavailable(
-                "Storage is unavailable".into(),
-                Some(anyhow::anyhow!("{e}")),
-            ))
-        }
+        Err(e) => return error_response(&refused(e)),
     };
     if let Delivery::Redirect(url) = delivery {
         return HttpResponse::TemporaryRedirect()
@@ -110,19 +99,7 @@ pub async fn serve(
     }
     let info = match state.storage.head(&key).await {
         Ok(info) => info,
-        Err(StorageError::NotFound(_)) => {
-            return error_response(&AppError::not_found("File not found"))
-        }
-        // A malformed key, or one that resolves outside the storage directory.
-        Err(StorageError::InvalidKey(_) | StorageError::OutsideRoot(_)) => {
-            return error_response(&AppError::forbidden("Access denied"))
-        }
-        Err(e) => {
-            return error_response(&AppError::Unavailable(
-                "Storage is unavailable".into(),
-                Some(anyhow::anyhow!("{e}")),
-            ))
-        }
+        Err(e) => return error_response(&refused(e)),
     };
     let default_name = key.rsplit('/').next().unwrap_or("file").to_string();
     let name = params
@@ -158,4 +135,19 @@ pub async fn serve(
         header::HeaderValue::from_static("nosniff"),
     );
     res
+}
+
+/// What a store's refusal to serve `key` means to the client: missing (404), a malformed key
+/// or one that resolves outside the storage directory (403), or the store being down (503).
+fn refused(e: StorageError) -> AppError {
+    match e {
+        StorageError::NotFound(_) => AppError::not_found("File not found"),
+        StorageError::InvalidKey(_) | StorageError::OutsideRoot(_) => {
+            AppError::forbidden("Access denied")
+        }
+        e => AppError::Unavailable(
+            "Storage is unavailable".into(),
+            Some(anyhow::anyhow!("{e}")),
+        ),
+    }
 }
