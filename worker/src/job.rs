@@ -175,18 +175,27 @@ impl Progress for Reporter {
 
 #[async_trait::async_trait]
 impl JobRecord for Reporter {
+    /// Tried a few times before giving up: a run that cannot record its upstream id would
+    /// be retried and submit (and pay) again.
     async fn set_external_job_id(&self, id: &str) -> Result<(), GenerateError> {
-        let mut conn = self
-            .env
-            .pool
-            .get()
-            .await
-            .map_err(|e| GenerateError::Transient(format!("database: {e}")))?;
-        match job_runs::set_external_job_id(&mut conn, &self.claim, id).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(GenerateError::Cancelled),
-            Err(e) => Err(GenerateError::Transient(format!("database: {e}"))),
+        let mut last = String::new();
+        for attempt in 0..5u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+            }
+            let written = match self.env.pool.get().await {
+                Ok(mut conn) => job_runs::set_external_job_id(&mut conn, &self.claim, id)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match written {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(GenerateError::Cancelled),
+                Err(e) => last = e,
+            }
         }
+        Err(GenerateError::Transient(format!("database: {last}")))
     }
 }
 

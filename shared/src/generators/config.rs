@@ -214,6 +214,47 @@ mod tests {
     }
 
     #[test]
+    fn the_originals_class_paths_and_catalogue_additions_register_provider_models() {
+        let keys = ProviderKeys::default().with(super::super::Provider::Fal, "k");
+        let text = r#"
+generators:
+  - class: "boards.generators.implementations.fal.image.nano_banana_pro.FalNanoBananaProGenerator"
+  - id: fal-veo3
+    name: my-veo
+    timeout_seconds: 60
+  - id: fal-my-model
+catalogue:
+  - name: fal-my-model
+    artifact_type: image
+    provider: fal
+    model: someone/my-model
+    description: A model the deployment added.
+    inputs: {prompt: {type: string}}
+    required: [prompt]
+    output: {urls: "images[*].url"}
+"#;
+        let loaded = parse(text, &keys).unwrap();
+        let names: Vec<&str> = loaded
+            .registry
+            .list(None)
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(names, ["fal-nano-banana-pro", "my-veo", "fal-my-model"]);
+        let veo = loaded.registry.get("my-veo").unwrap();
+        assert_eq!(veo.timeout, Some(std::time::Duration::from_secs(60)));
+        assert!(veo.unavailable.is_none(), "the key is there");
+        let mine = loaded.registry.get("fal-my-model").unwrap();
+        assert_eq!(mine.entry().unwrap().model, "someone/my-model");
+        let bad = text.replace(
+            "provider: fal\n    model: someone",
+            "provider: kie\n    model: someone",
+        );
+        assert!(parse(&bad, &keys)
+            .unwrap_err()
+            .contains("`api` is required"));
+    }
+
+    #[test]
     fn duplicate_names_are_refused() {
         let err = parse(
             "generators:\n  - id: local-text\n  - id: local-image\n    name: local-text\n",

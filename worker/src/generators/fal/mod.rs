@@ -91,7 +91,11 @@ impl Execute for Model {
                 let urls = self.input_urls(ctx).await?;
                 let body = self.entry.request_body(&input, &urls);
                 let id = self.client.submit(endpoint, &body, &ctx.cancel).await?;
-                ctx.record.set_external_job_id(&id).await?;
+                if let Err(e) = ctx.record.set_external_job_id(&id).await {
+                    // Nobody will poll this request: stop it rather than pay for it.
+                    let _ = self.client.cancel(endpoint, &id).await;
+                    return Err(e);
+                }
                 ctx.progress
                     .report(5.0, Some("Submitted to fal.ai".into()))
                     .await;
