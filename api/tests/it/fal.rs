@@ -418,3 +418,16 @@ async fn a_video_is_streamed_into_storage_with_its_duration_and_progress_from_th
     assert!(progress.windows(2).all(|p| p[0] <= p[1]), "{progress:?}");
     w.stop().await;
 }
+
+/// Provider clients live in the worker; the API reads only the catalogue (the worker crate is
+/// a dev-dependency, for these tests).
+#[test]
+fn the_api_binary_never_links_provider_code() {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("\n[")
+        .find(|s| s.starts_with("dependencies]"))
+        .unwrap();
+    assert!(!deps.contains("boards-worker"), "{deps}");
+}
