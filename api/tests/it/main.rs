@@ -21,6 +21,7 @@ mod nul;
 mod pipeline;
 mod privacy;
 mod process;
+mod providers;
 mod queries;
 mod sdl;
 mod slow_clients;

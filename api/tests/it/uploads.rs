@@ -70,6 +70,26 @@ async fn upload(
     post_form(app, Some(&user.token), form).await
 }
 
+/// Uploads `bytes` as a file named `name` of `content_type`; the new generation's id.
+pub async fn upload_bytes(
+    app: &TestApp,
+    user: &TestUser,
+    board_id: &str,
+    name: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> String {
+    let kind = content_type.split('/').next().unwrap_or_default();
+    let part = multipart::Part::bytes(bytes)
+        .file_name(name.to_string())
+        .mime_str(content_type)
+        .unwrap();
+    let res = upload(app, user, board_id, kind, part).await;
+    assert_eq!(res.status(), 200);
+    let v: serde_json::Value = res.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
 /// Every regular file under the app's storage directory.
 fn stored_files(app: &TestApp) -> Vec<String> {
     fn walk(dir: &Path, out: &mut Vec<String>) {

@@ -172,6 +172,111 @@ impl Http {
     }
 }
 
+impl Http {
+    /// Sends a request whose body cannot be replayed (a file streamed from storage): `make`
+    /// builds it afresh for every attempt. Retried on transport errors, 429 and 5xx (an upload
+    /// creates nothing that costs twice); errors are named after `provider`.
+    pub async fn send_fresh<F, Fut>(
+        &self,
+        provider: Provider,
+        cancel: &CancellationToken,
+        make: F,
+    ) -> Result<Response, GenerateError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<RequestBuilder, GenerateError>>,
+    {
+        let mut backoff = self.policy.first_backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = make().await?;
+            let sent = tokio::select! {
+                r = request.send() => r,
+                _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
+            };
+            let error = match sent {
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    CallError::Status {
+                        status,
+                        detail: detail_of(r).await,
+                    }
+                }
+                Err(e) => {
+                    CallError::Transport(format!("uploading a file failed: {}", describe(&e)))
+                }
+            };
+            let again = match &error {
+                CallError::Status { status, .. } => *status == 429 || *status >= 500,
+                _ => true,
+            };
+            if !again || attempt >= self.policy.max_attempts {
+                return Err(error.into_generate(provider));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(jitter(backoff)) => {}
+                _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
+            }
+            backoff = (backoff * 2).min(self.policy.max_backoff);
+        }
+    }
+}
+
+/// A provider's API key and how it is sent (`Authorization: <scheme> <key>`).
+#[derive(Clone)]
+pub struct Key {
+    provider: Provider,
+    scheme: &'static str,
+    secret: Option<boards_shared::config::Secret>,
+}
+
+impl Key {
+    pub fn new(
+        provider: Provider,
+        scheme: &'static str,
+        secret: Option<boards_shared::config::Secret>,
+    ) -> Self {
+        Self {
+            provider,
+            scheme,
+            secret,
+        }
+    }
+
+    /// The `Authorization` header, or the error users see before any upstream call.
+    pub fn header(&self) -> Result<String, GenerateError> {
+        self.secret
+            .as_ref()
+            .map(|k| format!("{} {}", self.scheme, k.expose()))
+            .ok_or_else(|| {
+                GenerateError::Permanent(boards_shared::generators::ProviderKeys::missing(
+                    self.provider,
+                ))
+            })
+    }
+}
+
+/// A multipart file part streamed from storage.
+pub fn file_part(
+    provider: Provider,
+    stream: boards_shared::storage::ByteStream,
+    size: Option<u64>,
+    name: String,
+    content_type: &str,
+) -> Result<reqwest::multipart::Part, GenerateError> {
+    use futures::TryStreamExt as _;
+    let body = reqwest::Body::wrap_stream(stream.map_err(std::io::Error::other));
+    match size {
+        Some(n) => reqwest::multipart::Part::stream_with_length(body, n),
+        None => reqwest::multipart::Part::stream(body),
+    }
+    .file_name(name)
+    .mime_str(content_type)
+    .map_err(|e| GenerateError::Permanent(format!("{}: {e}", provider.label())))
+}
+
 /// `Retry-After` in seconds (capped at 5 minutes); dates are not worth a parser here.
 fn retry_after(response: &Response) -> Option<Duration> {
     let value = response.headers().get(reqwest::header::RETRY_AFTER)?;

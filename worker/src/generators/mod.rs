@@ -5,8 +5,11 @@
 
 pub mod fal;
 pub mod http;
+pub mod kie;
 pub mod local;
+pub mod openai;
 pub mod poll;
+pub mod replicate;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -42,6 +45,22 @@ impl Executors {
             &g.fal_base_url,
             &g.fal_rest_url,
         ));
+        let replicate = Arc::new(replicate::Client::new(
+            http.clone(),
+            keys.get(Provider::Replicate).cloned(),
+            &g.replicate_base_url,
+        ));
+        let openai = Arc::new(openai::Client::new(
+            http.clone(),
+            keys.get(Provider::OpenAi).cloned(),
+            &g.openai_base_url,
+        ));
+        let kie = Arc::new(kie::Client::new(
+            http.clone(),
+            keys.get(Provider::Kie).cloned(),
+            &g.kie_base_url,
+            &g.kie_upload_url,
+        ));
         let mut by_name: HashMap<String, Arc<dyn Execute>> = HashMap::new();
         for generator in registry.list(None) {
             let exec: Arc<dyn Execute> = match &generator.source {
@@ -50,7 +69,13 @@ impl Executors {
                 Source::Custom(exec) => exec.0.clone(),
                 Source::Catalogue(entry) => match entry.provider {
                     Provider::Fal => Arc::new(fal::Model::new(entry.clone(), fal.clone(), poll)),
-                    other => Arc::new(Unsupported(other)),
+                    Provider::Replicate => Arc::new(replicate::Model::new(
+                        entry.clone(),
+                        replicate.clone(),
+                        poll,
+                    )),
+                    Provider::OpenAi => Arc::new(openai::Model::new(entry.clone(), openai.clone())),
+                    Provider::Kie => Arc::new(kie::Model::new(entry.clone(), kie.clone(), poll)),
                 },
             };
             by_name.insert(generator.name.clone(), exec);
@@ -60,28 +85,5 @@ impl Executors {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Execute>> {
         self.by_name.get(name)
-    }
-}
-
-/// Providers whose adapter this build lacks: their jobs fail with a clear message.
-struct Unsupported(Provider);
-
-#[async_trait::async_trait]
-impl Execute for Unsupported {
-    async fn generate(
-        &self,
-        _input: serde_json::Value,
-        _ctx: &boards_shared::generators::run::Context<'_>,
-    ) -> Result<
-        Vec<boards_shared::generators::run::Output>,
-        boards_shared::generators::run::GenerateError,
-    > {
-        Err(boards_shared::generators::run::GenerateError::Permanent(
-            format!(
-                "{}: this build cannot run {} models yet",
-                self.0.label(),
-                self.0.label()
-            ),
-        ))
     }
 }

@@ -189,48 +189,32 @@ impl Client {
     {
         let (auth, base) = self.upload_token(cancel).await?;
         let url = format!("{base}/files/upload");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (stream, size) = open().await?;
-            let body = reqwest::Body::wrap_stream(stream.map_err(std::io::Error::other));
-            let mut request = self
-                .http
-                .client()
-                .post(&url)
-                .header("Authorization", &auth)
-                .header("Content-Type", content_type)
-                .header("X-Fal-File-Name", name)
-                .body(body);
-            if let Some(n) = size {
-                request = request.header("Content-Length", n);
-            }
-            let sent = tokio::select! {
-                r = request.send() => r,
-                _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
-            };
-            let error = match sent {
-                Ok(r) if r.status().is_success() => {
-                    let up: Uploaded = r.json().await.map_err(|_| {
-                        GenerateError::Transient("fal.ai: unreadable upload answer".into())
-                    })?;
-                    return Ok(up.access_url);
+        let response = self
+            .http
+            .send_fresh(Provider::Fal, cancel, || {
+                let (url, auth, open) = (&url, &auth, &open);
+                async move {
+                    let (stream, size) = open().await?;
+                    let body = reqwest::Body::wrap_stream(stream.map_err(std::io::Error::other));
+                    let mut request = self
+                        .http
+                        .client()
+                        .post(url)
+                        .header("Authorization", auth)
+                        .header("Content-Type", content_type)
+                        .header("X-Fal-File-Name", name)
+                        .body(body);
+                    if let Some(n) = size {
+                        request = request.header("Content-Length", n);
+                    }
+                    Ok(request)
                 }
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let detail = crate::generators::http::detail_of(r).await;
-                    CallError::Status { status, detail }
-                }
-                Err(e) => CallError::Transport(format!("uploading an input failed: {e}")),
-            };
-            let again = match &error {
-                CallError::Status { status, .. } => *status == 429 || *status >= 500,
-                _ => true,
-            };
-            if !again || attempt >= self.http.policy.max_attempts {
-                return Err(failed(error));
-            }
-            tokio::time::sleep(self.http.policy.first_backoff * 2u32.pow(attempt)).await;
-        }
+            })
+            .await?;
+        let up: Uploaded = response
+            .json()
+            .await
+            .map_err(|_| GenerateError::Transient("fal.ai: unreadable upload answer".into()))?;
+        Ok(up.access_url)
     }
 }
