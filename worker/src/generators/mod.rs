@@ -14,9 +14,14 @@ pub mod replicate;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use boards_shared::{
-    generators::{run::Execute, Provider, ProviderKeys, Registry, Source},
+    generators::{
+        catalogue::Entry,
+        run::{Context, Execute, GenerateError, InputArtifact, Output},
+        Provider, ProviderKeys, Registry, Source,
+    },
     Config,
 };
+use serde_json::{Map, Value};
 
 /// An executor per registered generator name.
 #[derive(Default)]
@@ -86,4 +91,54 @@ impl Executors {
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Execute>> {
         self.by_name.get(name)
     }
+}
+
+/// The URLs a provider reads the artifact inputs from, by field: ours when this deployment's
+/// storage URLs are public, else what `upload` returns (the provider's file store); the files
+/// of one field go up in parallel.
+pub async fn input_urls<'a, F, Fut>(
+    ctx: &'a Context<'_>,
+    upload: F,
+) -> Result<HashMap<String, Vec<String>>, GenerateError>
+where
+    F: Fn(&'a InputArtifact) -> Fut,
+    Fut: std::future::Future<Output = Result<String, GenerateError>>,
+{
+    let mut out = HashMap::new();
+    for (field, artifacts) in &ctx.inputs {
+        let urls = futures::future::try_join_all(artifacts.iter().map(|a| {
+            let public = ctx.public_url(a);
+            let upload = &upload;
+            async move {
+                match public {
+                    Some(url) => Ok(url),
+                    None => upload(a).await,
+                }
+            }
+        }))
+        .await?;
+        out.insert(field.clone(), urls);
+    }
+    Ok(out)
+}
+
+/// The outputs of a provider's answer `doc` (the entry's output paths), each to be streamed
+/// into storage; none is a failure named after the provider.
+pub fn outputs(
+    entry: &Entry,
+    doc: &Value,
+    input: &Map<String, Value>,
+) -> Result<Vec<Output>, GenerateError> {
+    let urls = entry.output_urls(doc);
+    if urls.is_empty() {
+        return Err(GenerateError::Permanent(format!(
+            "{}: the job finished without an output file",
+            entry.provider.label()
+        )));
+    }
+    let format = entry.output_format(input);
+    Ok(urls
+        .into_iter()
+        .map(|u| Output::url(u, format.clone()))
+        .collect())
 }

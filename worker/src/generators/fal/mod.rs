@@ -6,11 +6,11 @@
 mod client;
 mod protocol;
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use boards_shared::generators::{
     catalogue::Entry,
-    run::{Context, Execute, GenerateError, Output},
+    run::{Context, Execute, GenerateError, InputArtifact, Output},
 };
 pub use client::Client;
 use serde_json::Value;
@@ -32,41 +32,26 @@ impl Model {
         }
     }
 
-    /// The URLs of the artifact inputs, by field: uploaded to fal's CDN in parallel, or ours
-    /// when they are public.
-    async fn input_urls(
-        &self,
-        ctx: &Context<'_>,
-    ) -> Result<HashMap<String, Vec<String>>, GenerateError> {
-        let mut out = HashMap::new();
-        for (field, artifacts) in &ctx.inputs {
-            let uploads = artifacts.iter().map(|a| async move {
-                if let Some(url) = ctx.public_url(a) {
-                    return Ok(url);
-                }
-                let ext = a
-                    .metadata
-                    .get("format")
-                    .and_then(Value::as_str)
-                    .unwrap_or("bin");
-                let name = format!("{}.{ext}", a.generation_id);
-                let (_, _, content_type) = ctx.open(a).await?;
-                self.client
-                    .upload(
-                        &name,
-                        &content_type,
-                        || async {
-                            let (s, size, _) = ctx.open(a).await?;
-                            Ok((s, size))
-                        },
-                        &ctx.cancel,
-                    )
-                    .await
-            });
-            let urls = futures::future::try_join_all(uploads).await?;
-            out.insert(field.clone(), urls);
-        }
-        Ok(out)
+    /// Uploads an input to fal's CDN, streamed from storage.
+    async fn upload(&self, ctx: &Context<'_>, a: &InputArtifact) -> Result<String, GenerateError> {
+        let ext = a
+            .metadata
+            .get("format")
+            .and_then(Value::as_str)
+            .unwrap_or("bin");
+        let name = format!("{}.{ext}", a.generation_id);
+        let (_, _, content_type) = ctx.open(a).await?;
+        self.client
+            .upload(
+                &name,
+                &content_type,
+                || async {
+                    let (s, size, _) = ctx.open(a).await?;
+                    Ok((s, size))
+                },
+                &ctx.cancel,
+            )
+            .await
     }
 }
 
@@ -88,7 +73,7 @@ impl Execute for Model {
                 id.clone()
             }
             None => {
-                let urls = self.input_urls(ctx).await?;
+                let urls = super::input_urls(ctx, |a| self.upload(ctx, a)).await?;
                 let body = self.entry.request_body(&input, &urls);
                 let id = self.client.submit(endpoint, &body, &ctx.cancel).await?;
                 if let Err(e) = ctx.record.set_external_job_id(&id).await {
@@ -144,17 +129,7 @@ impl Execute for Model {
             }
         }
         let result = self.client.result(endpoint, &id, &ctx.cancel).await?;
-        let urls = self.entry.output_urls(&result);
-        if urls.is_empty() {
-            return Err(GenerateError::Permanent(
-                "fal.ai: the request completed without an output file".into(),
-            ));
-        }
-        let format = self.entry.output_format(&input);
-        Ok(urls
-            .into_iter()
-            .map(|u| Output::url(u, format.clone()))
-            .collect())
+        super::outputs(&self.entry, &result, &input)
     }
 
     async fn cancel(&self, external_id: &str) -> Result<(), GenerateError> {

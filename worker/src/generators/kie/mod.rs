@@ -191,17 +191,7 @@ impl Execute for Model {
                 id.clone()
             }
             None => {
-                let mut urls: HashMap<String, Vec<String>> = HashMap::new();
-                for (field, artifacts) in &ctx.inputs {
-                    let mut list = vec![];
-                    for a in artifacts {
-                        list.push(match ctx.public_url(a) {
-                            Some(u) => u,
-                            None => self.client.upload(ctx, a).await?,
-                        });
-                    }
-                    urls.insert(field.clone(), list);
-                }
+                let urls = super::input_urls(ctx, |a| self.client.upload(ctx, a)).await?;
                 let body = self.body(&input, &urls);
                 let answer = self
                     .client
@@ -242,16 +232,6 @@ impl Execute for Model {
             }
         };
         let result = self.api.result(&data)?;
-        let urls = self.entry.output_urls(&result);
-        if urls.is_empty() {
-            return Err(GenerateError::Permanent(
-                "Kie.ai: the task finished without an output file".into(),
-            ));
-        }
-        let format = self.entry.output_format(&input);
-        Ok(urls
-            .into_iter()
-            .map(|u| Output::url(u, format.clone()))
-            .collect())
+        super::outputs(&self.entry, &result, &input)
     }
 }

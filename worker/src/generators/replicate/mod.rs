@@ -2,7 +2,7 @@
 //! seconds, then poll until `succeeded`/`failed`/`canceled`; cancel. File inputs are passed as
 //! our URLs when they are public, else uploaded through Replicate's files API.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use boards_shared::{
     config::Secret,
@@ -178,17 +178,7 @@ impl Execute for Model {
                 self.client.get(id, &ctx.cancel).await?
             }
             None => {
-                let mut urls: HashMap<String, Vec<String>> = HashMap::new();
-                for (field, artifacts) in &ctx.inputs {
-                    let mut list = vec![];
-                    for a in artifacts {
-                        list.push(match ctx.public_url(a) {
-                            Some(u) => u,
-                            None => self.client.upload(ctx, a).await?,
-                        });
-                    }
-                    urls.insert(field.clone(), list);
-                }
+                let urls = super::input_urls(ctx, |a| self.client.upload(ctx, a)).await?;
                 let body = self.entry.request_body(&input, &urls);
                 let created = self.client.create(&self.entry, body, &ctx.cancel).await?;
                 let id = created["id"].as_str().map(str::to_string).ok_or_else(|| {
@@ -232,17 +222,7 @@ impl Execute for Model {
                 return Err(GenerateError::Permanent(format!("Replicate: {error}")));
             }
         }
-        let urls = self.entry.output_urls(&prediction);
-        if urls.is_empty() {
-            return Err(GenerateError::Permanent(
-                "Replicate: the prediction succeeded without an output file".into(),
-            ));
-        }
-        let format = self.entry.output_format(&input);
-        Ok(urls
-            .into_iter()
-            .map(|u| Output::url(u, format.clone()))
-            .collect())
+        super::outputs(&self.entry, &prediction, &input)
     }
 
     async fn cancel(&self, external_id: &str) -> Result<(), GenerateError> {
