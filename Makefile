@@ -12,13 +12,13 @@ export BOARDS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TOOLS_DIR := $(CURDIR)/.cache/tools
 DIESEL ?= $(shell command -v diesel 2>/dev/null || echo $(TOOLS_DIR)/bin/diesel)
 
-.PHONY: help dev test lint fmt migrate bench schema schema-check services services-check tools weed build release sdl
+.PHONY: help dev test lint fmt migrate bench schema schema-check services services-check tools weed build release sdl deploy-check
 
 help:
 	@echo "make dev           set up the services, migrate, run the API and the worker (GraphiQL at http://localhost:8088/graphql)"
 	@echo "make test          set up the services; formatting, lints, schema drift check and all tests (what CI runs)"
 	@echo "make services      install and start PostgreSQL, Redis, RabbitMQ where the URLs are local (services-check: report only)"
-	@echo "make lint | fmt | migrate | schema | schema-check | bench"
+	@echo "make lint | fmt | migrate | schema | schema-check | bench | deploy-check"
 
 # Installs (Debian packages) and starts the services the URLs above name on this machine; only
 # checks the others. Quick when everything runs.
@@ -70,7 +70,11 @@ schema-check: tools
 sdl:
 	cargo run -q -p boards-api -- print-schema > api/schema.graphql
 
-test: services lint schema-check weed
+# docker/ and helm/ checked without a container engine or a cluster (scripts/check-deploy.sh).
+deploy-check: services
+	@scripts/check-deploy.sh
+
+test: services lint schema-check weed deploy-check
 	cargo test --workspace
 
 # HTTP benchmark of the release build (figures go to docs/benchmarks.md).
