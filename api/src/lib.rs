@@ -94,6 +94,12 @@ impl Application {
         let (relay, relay_handle) =
             boards_shared::relay::Relay::new(&config, relay_pool, metrics.clone(), logger.clone());
         tokio::spawn(relay.run(background.clone()));
+        tokio::spawn(sample_job_gauges(
+            gauges_pool(&config),
+            config.jobs.pools.clone(),
+            metrics.clone(),
+            background.clone(),
+        ));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let sse = Arc::new(sse::SseHub::new(shutdown.clone()));
         tokio::spawn(sse.clone().run(
@@ -257,6 +263,61 @@ fn display_host(host: &str) -> &str {
         "localhost"
     } else {
         host
+    }
+}
+
+/// A one-connection pool of its own for the job gauges (its queries are not requests').
+fn gauges_pool(config: &boards_shared::Config) -> db::PgPool {
+    db::build_pool(
+        &boards_shared::config::DatabaseConfig {
+            pool_size: 1,
+            max_overflow: 0,
+            ..config.database.clone()
+        },
+        Arc::new(DbMetrics::default()),
+    )
+}
+
+/// Samples the job gauges every 15 s: waiting generations and the age of the oldest per worker
+/// pool (generators mapped by `BOARDS_JOB_POOLS`), and `processing` ones past their lease.
+async fn sample_job_gauges(
+    pool: db::PgPool,
+    job_pools: std::collections::BTreeMap<String, String>,
+    metrics: Arc<boards_shared::metrics::Metrics>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        if let Ok(mut conn) = pool.get().await {
+            if let Ok((waiting, stuck)) =
+                boards_shared::db::models::job_runs::gauges(&mut conn).await
+            {
+                let mut by_pool: std::collections::BTreeMap<&str, (i64, f64)> =
+                    std::iter::once("default")
+                        .chain(job_pools.values().map(String::as_str))
+                        .map(|p| (p, (0, 0.0)))
+                        .collect();
+                for w in &waiting {
+                    let p = boards_shared::relay::pool_of(&job_pools, &w.generator_name);
+                    let e = by_pool.entry(p).or_insert((0, 0.0));
+                    e.0 += w.pending;
+                    e.1 = e.1.max(w.oldest_seconds);
+                }
+                metrics.jobs_pending.reset();
+                metrics.oldest_pending_seconds.reset();
+                for (p, (n, age)) in by_pool {
+                    metrics.jobs_pending.with_label_values(&[p]).set(n);
+                    metrics
+                        .oldest_pending_seconds
+                        .with_label_values(&[p])
+                        .set(age);
+                }
+                metrics.jobs_stuck.set(stuck);
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
     }
 }
 

@@ -1,9 +1,15 @@
 //! Prometheus metrics shared by the API and the worker (each process serves its own `/metrics`).
 
+use std::{collections::HashSet, sync::Mutex, time::Duration};
+
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Distinct GraphQL operation names kept as label values; later ones count as `other`, so a
+/// client sending random names cannot grow the series without bound.
+const MAX_OPERATIONS: usize = 200;
 
 pub struct Metrics {
     registry: Registry,
@@ -23,6 +29,18 @@ pub struct Metrics {
     pub dead_lettered: IntCounterVec,
     /// Jobs running on this worker.
     pub running: IntGauge,
+    /// GraphQL requests by operation name and HTTP status.
+    pub graphql_requests: IntCounterVec,
+    /// GraphQL request time by operation name.
+    pub graphql_duration: HistogramVec,
+    /// Generations waiting for a worker, by pool (sampled by the API).
+    pub jobs_pending: IntGaugeVec,
+    /// Age of the oldest waiting generation, by pool, in seconds (0 when none waits).
+    pub oldest_pending_seconds: GaugeVec,
+    /// Generations `processing` whose run's lease ran out (their worker died or stalls; the
+    /// reaper hands them out again).
+    pub jobs_stuck: IntGauge,
+    operations: Mutex<HashSet<String>>,
 }
 
 impl Metrics {
@@ -69,6 +87,41 @@ impl Metrics {
             .unwrap_or_else(|_| unreachable_metric()),
             running: IntGauge::new("jobs_running", "Jobs running on this worker")
                 .unwrap_or_else(|_| unreachable_metric()),
+            graphql_requests: IntCounterVec::new(
+                Opts::new(
+                    "graphql_requests_total",
+                    "GraphQL requests by operation and status",
+                ),
+                &["operation", "status"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            graphql_duration: HistogramVec::new(
+                HistogramOpts::new("graphql_request_duration_seconds", "GraphQL request time")
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                    ]),
+                &["operation"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            jobs_pending: IntGaugeVec::new(
+                Opts::new("jobs_pending", "Generations waiting for a worker, by pool"),
+                &["pool"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            oldest_pending_seconds: GaugeVec::new(
+                Opts::new(
+                    "oldest_pending_seconds",
+                    "Age of the oldest waiting generation, by pool",
+                ),
+                &["pool"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            jobs_stuck: IntGauge::new(
+                "jobs_stuck_processing",
+                "Processing generations whose lease ran out",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            operations: Mutex::new(HashSet::new()),
             registry,
         };
         for c in [
@@ -80,10 +133,74 @@ impl Metrics {
             Box::new(m.retries.clone()),
             Box::new(m.dead_lettered.clone()),
             Box::new(m.running.clone()),
+            Box::new(m.graphql_requests.clone()),
+            Box::new(m.graphql_duration.clone()),
+            Box::new(m.jobs_pending.clone()),
+            Box::new(m.oldest_pending_seconds.clone()),
+            Box::new(m.jobs_stuck.clone()),
         ] {
             let _ = m.registry.register(c);
         }
         m
+    }
+
+    /// Counts one GraphQL request of operation `name` (unnamed: `anonymous`; past the first
+    /// [`MAX_OPERATIONS`] names, or not a GraphQL name: `other`).
+    pub fn graphql(&self, name: Option<&str>, status: u16, took: Duration) {
+        let label = match name {
+            None => "anonymous".to_string(),
+            Some(n)
+                if n.len() <= 64
+                    && n.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                let mut known = self.operations.lock().unwrap_or_else(|p| p.into_inner());
+                if known.contains(n) || known.len() < MAX_OPERATIONS {
+                    known.insert(n.to_string());
+                    n.to_string()
+                } else {
+                    "other".to_string()
+                }
+            }
+            Some(_) => "other".to_string(),
+        };
+        self.graphql_requests
+            .with_label_values(&[&label, &status.to_string()])
+            .inc();
+        self.graphql_duration
+            .with_label_values(&[&label])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The full names of every metric registered (with the `boards_` prefix), whether or not
+    /// it has a sample yet.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = [
+            Box::new(self.jobs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(self.job_duration.clone()),
+            Box::new(self.publish_latency.clone()),
+            Box::new(self.outbox_backlog.clone()),
+            Box::new(self.sse_clients.clone()),
+            Box::new(self.retries.clone()),
+            Box::new(self.dead_lettered.clone()),
+            Box::new(self.running.clone()),
+            Box::new(self.graphql_requests.clone()),
+            Box::new(self.graphql_duration.clone()),
+            Box::new(self.jobs_pending.clone()),
+            Box::new(self.oldest_pending_seconds.clone()),
+            Box::new(self.jobs_stuck.clone()),
+        ]
+        .iter()
+        .flat_map(|c| {
+            c.desc()
+                .into_iter()
+                .map(|d| format!("boards_{}", d.fq_name))
+        })
+        .collect();
+        names.sort();
+        names
     }
 
     /// The text exposition format.

@@ -136,7 +136,26 @@ pub async fn graphql_get(
     execute(&req, state, request, false).await
 }
 
+/// Runs one request and counts it (`boards_graphql_requests_total`, `..._duration_seconds`).
 async fn execute(
+    req: &HttpRequest,
+    state: web::Data<AppState>,
+    request: GraphqlRequest,
+    allow_mutations: bool,
+) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let name = request.operation_name.clone();
+    let metrics = state.metrics.clone();
+    let response = run(req, state, request, allow_mutations).await;
+    metrics.graphql(
+        name.as_deref(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn run(
     req: &HttpRequest,
     state: web::Data<AppState>,
     request: GraphqlRequest,

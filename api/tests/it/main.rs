@@ -16,6 +16,7 @@ mod json_scalar;
 mod limits;
 mod lineage;
 mod members;
+mod metrics_names;
 mod not_found;
 mod nul;
 mod pipeline;

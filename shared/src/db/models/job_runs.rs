@@ -455,3 +455,38 @@ pub async fn reap_expired(
     })
     .await
 }
+
+/// Waiting generations of one generator: how many, and the age of the oldest (seconds).
+#[derive(Debug, QueryableByName)]
+pub struct Waiting {
+    #[diesel(sql_type = sql_types::Text)]
+    pub generator_name: String,
+    #[diesel(sql_type = sql_types::BigInt)]
+    pub pending: i64,
+    #[diesel(sql_type = sql_types::Double)]
+    pub oldest_seconds: f64,
+}
+
+/// What the job gauges show: waiting generations by generator, and how many `processing`
+/// ones have a lease that ran out.
+pub async fn gauges(conn: &mut AsyncPgConnection) -> QueryResult<(Vec<Waiting>, i64)> {
+    let waiting: Vec<Waiting> = diesel::sql_query(
+        "SELECT generator_name, count(*) AS pending,
+                extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
+         FROM boards.generations WHERE status = 'pending' GROUP BY generator_name",
+    )
+    .load(conn)
+    .await?;
+    #[derive(QueryableByName)]
+    struct Stuck {
+        #[diesel(sql_type = sql_types::BigInt)]
+        n: i64,
+    }
+    let stuck: Stuck = diesel::sql_query(
+        "SELECT count(*) AS n FROM boards.job_runs r JOIN boards.generations g ON g.id = r.generation_id
+         WHERE g.status = 'processing' AND r.lease_until < now()",
+    )
+    .get_result(conn)
+    .await?;
+    Ok((waiting, stuck.n))
+}
