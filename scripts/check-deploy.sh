@@ -18,7 +18,8 @@ k8s_version=${KUBERNETES_VERSION:-1.30.0}
 
 echo "== hadolint docker/Dockerfile"
 "$bin/hadolint" docker/Dockerfile
-echo "== docker compose config (docker/compose.yml with docker/.env.example)"
+echo "== docker compose config (docker/compose.yml, with its defaults and with docker/.env.example)"
+"$bin/docker-compose" -f docker/compose.yml config -q
 "$bin/docker-compose" -f docker/compose.yml --env-file docker/.env.example config -q
 
 chart=helm/boards
