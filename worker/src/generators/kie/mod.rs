@@ -197,8 +197,9 @@ impl Execute for Model {
                     .client
                     .submit(self.api.submit_path(), &body, &ctx.cancel)
                     .await?;
+                // Final, not retried: the task may exist upstream, and a retry would pay twice.
                 let task = protocol::task_id(&answer).ok_or_else(|| {
-                    GenerateError::Transient("Kie.ai: the answer has no taskId".into())
+                    GenerateError::Permanent("Kie.ai: the submit answer has no taskId".into())
                 })?;
                 // Kie cannot cancel a task: a task nobody records is simply left to finish.
                 ctx.record.set_external_job_id(&task).await?;

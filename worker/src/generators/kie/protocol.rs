@@ -128,7 +128,12 @@ impl Api {
 /// Checks Kie's envelope (`{"code": 200, "msg", "data"}`): another code is the request's
 /// fault (4xx, final) or Kie's (retried as a job).
 pub fn envelope(answer: Value) -> Result<Value, GenerateError> {
-    let code = answer.get("code").and_then(Value::as_i64).unwrap_or(200);
+    let Some(code) = answer.get("code").and_then(Value::as_i64) else {
+        // Not Kie's envelope (a proxy's page, say): try again later.
+        return Err(GenerateError::Transient(
+            "Kie.ai: an answer without Kie's code envelope".into(),
+        ));
+    };
     if code == 200 {
         return Ok(answer);
     }
@@ -138,7 +143,8 @@ pub fn envelope(answer: Value) -> Result<Value, GenerateError> {
         .filter(|m| !m.is_empty())
         .unwrap_or("unknown error")
         .to_string();
-    if (400..500).contains(&code) && code != 429 && code != 408 {
+    // 455: Kie's "service unavailable" (maintenance); 408 and 429 as in HTTP.
+    if (400..500).contains(&code) && !matches!(code, 408 | 429 | 455) {
         Err(GenerateError::Permanent(format!("Kie.ai: {msg}")))
     } else {
         Err(GenerateError::Transient(format!(
@@ -222,6 +228,14 @@ mod tests {
     #[test]
     fn envelopes_with_another_code_fail_with_kies_message() {
         assert!(envelope(json!({"code": 200, "data": {}})).is_ok());
+        assert!(matches!(
+            envelope(json!({"data": {}})).unwrap_err(),
+            GenerateError::Transient(_)
+        ));
+        assert!(matches!(
+            envelope(json!({"code": 455, "msg": "maintenance"})).unwrap_err(),
+            GenerateError::Transient(_)
+        ));
         let e = envelope(json!({"code": 422, "msg": "Validation error: prompt"})).unwrap_err();
         assert!(
             matches!(e, GenerateError::Permanent(m) if m == "Kie.ai: Validation error: prompt")
