@@ -1,6 +1,6 @@
 //! Prometheus metrics shared by the API and the worker (each process serves its own `/metrics`).
 
-use std::{collections::HashSet, sync::Mutex, time::Duration};
+use std::{collections::HashSet, sync::RwLock, time::Duration};
 
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
@@ -40,7 +40,7 @@ pub struct Metrics {
     /// Generations `processing` whose run's lease ran out (their worker died or stalls; the
     /// reaper hands them out again).
     pub jobs_stuck: IntGauge,
-    operations: Mutex<HashSet<String>>,
+    operations: RwLock<HashSet<String>>,
 }
 
 impl Metrics {
@@ -121,7 +121,7 @@ impl Metrics {
                 "Processing generations whose lease ran out",
             )
             .unwrap_or_else(|_| unreachable_metric()),
-            operations: Mutex::new(HashSet::new()),
+            operations: RwLock::new(HashSet::new()),
             registry,
         };
         for c in [
@@ -156,9 +156,17 @@ impl Metrics {
                         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
-                let mut known = self.operations.lock().unwrap_or_else(|p| p.into_inner());
-                if known.contains(n) || known.len() < MAX_OPERATIONS {
-                    known.insert(n.to_string());
+                // Known names (every request after the first of each) take the read lock only.
+                let known = self
+                    .operations
+                    .read()
+                    .map(|k| k.contains(n))
+                    .unwrap_or(false);
+                let set = || {
+                    let mut k = self.operations.write().unwrap_or_else(|p| p.into_inner());
+                    (k.len() < MAX_OPERATIONS && k.insert(n.to_string())) || k.contains(n)
+                };
+                if known || set() {
                     n.to_string()
                 } else {
                     "other".to_string()
