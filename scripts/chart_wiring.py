@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -187,3 +188,13 @@ finally:
         except subprocess.TimeoutExpired:
             p.kill()
     subprocess.run(["psql", admin, "-q", "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'], check=False)
+    # The run's queues (`chart-<tag>.*`), where this machine's broker can be managed.
+    if shutil.which("rabbitmqctl"):
+        listed = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for queue in listed:
+            if queue.startswith(local["BOARDS_AMQP_PREFIX"] + "."):
+                subprocess.run(["rabbitmqctl", "-q", "delete_queue", queue], capture_output=True, check=False)
+    shutil.rmtree(storage, ignore_errors=True)
+    shutil.rmtree(logs, ignore_errors=True)
