@@ -70,7 +70,7 @@ impl Application {
         }
         info!(logger, "generators registered"; "count" => loaded.registry.len());
         let generators = Arc::new(loaded.registry);
-        let provider = build_provider(&config)?;
+        let provider = build_provider(&config, &logger)?;
         let auth = Arc::new(AuthService::new(&config, provider, pool.clone()));
         let schema = Arc::new(graphql::build_schema(&config.graphql));
         let metrics = Arc::new(boards_shared::metrics::Metrics::new());

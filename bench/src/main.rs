@@ -63,6 +63,57 @@ struct Args {
     /// API worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0)]
     api_workers: usize,
+    /// Tokens of the HTTP benchmark: `hs256` (the `jwt` provider with a shared secret) or
+    /// `rs256` (the `oidc` provider, keys from a JWKS served by a local identity provider).
+    #[arg(long, value_enum, default_value_t = AuthMode::Hs256)]
+    auth: AuthMode,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+enum AuthMode {
+    Hs256,
+    Rs256,
+}
+
+/// Issues the benchmark's tokens, for whichever provider the API runs with.
+pub(crate) enum Tokens {
+    Hs256(JwtProvider),
+    Rs256 {
+        key: boards_shared::testing::fake_idp::SigningKey,
+        idp: boards_shared::testing::fake_idp::FakeIdp,
+    },
+}
+
+impl Tokens {
+    fn sign(&self, sub: &str) -> anyhow::Result<String> {
+        let claims = json!({
+            "iss": "boards", "aud": "boards-api", "sub": sub,
+            "exp": chrono::Utc::now().timestamp() + 24 * 3600,
+            "email": format!("{sub}@bench.example"), "name": sub,
+        });
+        match self {
+            Tokens::Hs256(signer) => signer.sign(&claims),
+            Tokens::Rs256 { key, idp } => {
+                let mut claims = claims;
+                claims["iss"] = json!(idp.issuer());
+                Ok(key.sign(&claims))
+            }
+        }
+    }
+
+    /// The API environment for this provider.
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Tokens::Hs256(_) => vec![],
+            Tokens::Rs256 { idp, .. } => vec![
+                ("BOARDS_AUTH_PROVIDER".into(), "oidc".into()),
+                (
+                    "BOARDS_AUTH_CONFIG".into(),
+                    json!({"issuer": idp.issuer(), "client_id": "boards-api"}).to_string(),
+                ),
+            ],
+        }
+    }
 }
 
 pub(crate) struct Api {
@@ -81,10 +132,6 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start_api(args: &Args, db: &TestDb) -> anyhow::Result<Api> {
-    start_api_with(args, db, &[]).await
-}
-
 pub(crate) async fn start_api_with(
     args: &Args,
     db: &TestDb,
@@ -93,7 +140,6 @@ pub(crate) async fn start_api_with(
     let port = free_port()?;
     let child = Command::new(&args.api)
         .arg("serve")
-        .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("BOARDS_DATABASE_URL", db.url())
         .env("BOARDS_API_PORT", port.to_string())
         .env("BOARDS_API_WORKERS", args.api_workers.to_string())
@@ -103,6 +149,7 @@ pub(crate) async fn start_api_with(
         .env("BOARDS_LOG_FORMAT", "json")
         .env("BOARDS_DATABASE_POOL_SIZE", "16")
         .env("BOARDS_DATABASE_MAX_OVERFLOW", "16")
+        .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {} (run `make release` first)", args.api))?;
@@ -172,6 +219,7 @@ pub(crate) fn signer() -> anyhow::Result<JwtProvider> {
         jwt_secret: Some(boards_shared::config::Secret::new(SECRET)),
         jwt_tenant_claim: None,
         leeway_seconds: 60,
+        env: Default::default(),
     })
 }
 
@@ -204,11 +252,10 @@ async fn gql(
     Ok(res["data"].clone())
 }
 
-async fn seed(api: &Api, db: &TestDb) -> anyhow::Result<Seeded> {
-    let signer = crate::signer()?;
+async fn seed(api: &Api, db: &TestDb, tokens: &Tokens) -> anyhow::Result<Seeded> {
     let client = reqwest::Client::new();
     let base = api.base.as_str();
-    let owner = token(&signer, "owner")?;
+    let owner = tokens.sign("owner")?;
     let create = "mutation($i: CreateBoardInput!) { createBoard(input: $i) { id } }";
     let add = "mutation($b: UUID!, $e: String!) { addBoardMember(boardId: $b, email: $e, role: EDITOR) { id } }";
     let me = "{ me { id } }";
@@ -222,7 +269,7 @@ async fn seed(api: &Api, db: &TestDb) -> anyhow::Result<Seeded> {
         .unwrap_or_default()
         .to_string();
     for i in 0..10 {
-        let member = token(&signer, &format!("member{i}"))?;
+        let member = tokens.sign(&format!("member{i}"))?;
         gql(&client, base, &member, me, json!({})).await?;
         gql(
             &client,
@@ -246,7 +293,7 @@ async fn seed(api: &Api, db: &TestDb) -> anyhow::Result<Seeded> {
     .execute(&mut conn)
     .await?;
 
-    let lister = token(&signer, "lister")?;
+    let lister = tokens.sign("lister")?;
     for i in 0..50 {
         gql(&client, base, &lister, create, json!({"i": {"title": format!("Board {i}"), "description": "bench", "settings": {"i": i}}})).await?;
     }
@@ -433,8 +480,18 @@ async fn http(args: Args) -> anyhow::Result<()> {
     let db = TestDb::new()
         .await
         .context("creating the benchmark database")?;
-    let api = start_api(&args, &db).await?;
-    let seeded = seed(&api, &db).await?;
+    let tokens = match args.auth {
+        AuthMode::Hs256 => Tokens::Hs256(signer()?),
+        AuthMode::Rs256 => {
+            let idp = boards_shared::testing::fake_idp::FakeIdp::start().await;
+            let key = boards_shared::testing::fake_idp::SigningKey::rsa("bench-1");
+            idp.publish(&[&key]);
+            Tokens::Rs256 { key, idp }
+        }
+    };
+    let api = start_api_with(&args, &db, &tokens.env()).await?;
+    let seeded = seed(&api, &db, &tokens).await?;
+    println!("tokens: {:?}", args.auth);
     let url = format!("{}/graphql", api.base);
     let body = |query: String, vars: Value| {
         Arc::new(

@@ -274,6 +274,10 @@ pub struct AuthConfig {
     pub jwt_tenant_claim: Option<String>,
     /// Clock skew tolerated on `exp`/`nbf`, in seconds.
     pub leeway_seconds: i64,
+    /// The non-`BOARDS_*` variables providers read as fallbacks (`auth::PROVIDER_ENV`); never
+    /// serialised (some are secrets).
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -382,6 +386,7 @@ impl Default for Config {
                 jwt_secret: None,
                 jwt_tenant_claim: None,
                 leeway_seconds: 60,
+                env: BTreeMap::new(),
             },
             tenancy: TenancyConfig {
                 multi_tenant_mode: false,
@@ -938,11 +943,16 @@ impl Config {
             config.storage.local_public_url_base = default_public_url_base(&config.api);
         }
         config.storage.layout = resolve_storage(&mut config, env)?;
-        config.validate(env)?;
+        config.auth.env = env
+            .iter()
+            .filter(|(k, _)| crate::auth::PROVIDER_ENV.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let err =
             |path: &str, msg: &str| Err(ConfigError(format!("{}: {msg}", describe_path(path))));
         let g = &self.generators;
@@ -970,46 +980,10 @@ impl Config {
         if let Err(e) = crate::generators::ProviderKeys::from_config(g) {
             return err("generators.api_keys", &e);
         }
-        match self.auth.provider.as_str() {
-            "none" => {
-                let prod = |v: Option<&String>| {
-                    v.map(|s| matches!(s.to_ascii_lowercase().as_str(), "production" | "prod"))
-                        .unwrap_or(false)
-                };
-                if prod(env.get("ENVIRONMENT")) || prod(Some(&self.environment)) {
-                    return err(
-                        "auth.provider",
-                        "the `none` auth provider is for development and refuses to run in production",
-                    );
-                }
-            }
-            "jwt" => {
-                let from_config = self
-                    .auth
-                    .config
-                    .get("secret_key")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty());
-                let from_env = self.auth.jwt_secret.as_ref().is_some_and(|s| !s.is_empty());
-                if !from_config && !from_env {
-                    return err(
-                        "auth.jwt_secret",
-                        "the `jwt` auth provider needs a secret (BOARDS_JWT_SECRET or auth.config.secret_key)",
-                    );
-                }
-            }
-            "supabase" | "clerk" | "auth0" | "oidc" => {
-                return err(
-                    "auth.provider",
-                    "this provider is not available yet; use `none` or `jwt`",
-                )
-            }
-            _ => {
-                return err(
-                    "auth.provider",
-                    "unknown provider (expected `none` or `jwt`)",
-                )
-            }
+        // Each provider checks its own options (auth::build_provider makes no network call).
+        let discard = slog::Logger::root(slog::Discard, slog::o!());
+        if let Err(e) = crate::auth::build_provider(self, &discard) {
+            return err(&e.path, &e.why);
         }
         if !self.auth.config.is_object() {
             return err("auth.config", "must be a JSON object");
@@ -1327,6 +1301,7 @@ pub fn unknown_env_keys(env: &BTreeMap<String, String>) -> Vec<String> {
         .filter(|k| k.starts_with("BOARDS_"))
         .filter(|k| !ENV_KEYS.iter().any(|key| key.env == k.as_str()))
         .filter(|k| !OTHER_ENV.contains(&k.as_str()))
+        .filter(|k| !crate::auth::PROVIDER_ENV.contains(&k.as_str()))
         .cloned()
         .collect()
 }
@@ -1980,7 +1955,7 @@ mod docs_tests {
                 );
             }
         }
-        for other in OTHER_ENV {
+        for other in OTHER_ENV.iter().chain(crate::auth::PROVIDER_ENV) {
             assert!(
                 doc.contains(&format!("`{other}`")),
                 "{other} is not documented"

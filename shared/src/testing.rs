@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::OnceCell;
 
 pub mod fake_fal;
+pub mod fake_idp;
 pub mod fake_providers;
 mod seaweedfs;
 pub use seaweedfs::SeaweedFs;

@@ -66,7 +66,7 @@ async fn tokens_that_fail_verification_are_refused_not_anonymous() {
     };
     for (header, message) in [
         ("Bearer garbage".to_string(), "Invalid token"),
-        (format!("Bearer {expired}"), "Invalid token"),
+        (format!("Bearer {expired}"), "Invalid token: expired"),
         (
             "Token abc".to_string(),
             "Invalid authorization format. Expected: Bearer <token>",

@@ -4,6 +4,7 @@
 mod access;
 mod access_generations;
 mod auth;
+mod auth_oidc;
 mod boards;
 mod client_generation_ops;
 mod client_ops;

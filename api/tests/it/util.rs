@@ -124,6 +124,7 @@ impl TestApp {
             jwt_secret: Some(boards_shared::config::Secret::new(JWT_SECRET)),
             jwt_tenant_claim: None,
             leeway_seconds: 0,
+            env: Default::default(),
         })
         .expect("signer");
         Self {

@@ -1,77 +1,120 @@
-//! The `jwt` provider: HS256 tokens verified with biscuit; `iss`, `aud`, `exp`, `nbf` checked.
-//! `exp` is required unless `BOARDS_AUTH_CONFIG` says `{"require_exp": false}`: a token that
-//! never expires cannot be revoked.
+//! The `jwt` provider: the deployment's own tokens. HS256/384/512 with a shared secret
+//! (`secret_key` or `BOARDS_JWT_SECRET`), or RS/PS/ES with keys from `jwks_url`; `iss`
+//! (default `boards`) and `aud` (default `boards-api`) always checked. `exp` is required unless
+//! `{"require_exp": false}`: a token that never expires cannot be revoked.
 
-use biscuit::{
-    jwa::SignatureAlgorithm, jws::Secret, ClaimPresenceOptions, Empty, Presence, TemporalOptions,
-    Validation, ValidationOptions, JWT,
-};
+use std::sync::Arc;
+
+use biscuit::{jwa::SignatureAlgorithm, jws::Secret, JWT};
 use serde_json::{Map, Value};
 
-use super::{AuthError, AuthProvider, Principal};
+use super::{
+    jwks::JwksSource,
+    options::OptionResult,
+    token::{text, BuildContext, Profile, TokenProvider},
+    verifier::{Keys, Verifier},
+    AuthError, AuthProvider, Principal,
+};
 use crate::config::AuthConfig;
 
+pub fn build(ctx: &BuildContext) -> OptionResult<TokenProvider> {
+    let o = &ctx.options;
+    let (keys, default_alg) = match o.url("jwks_url", &[])? {
+        Some(url) => (
+            ctx.jwks(JwksSource::Url(url), None)?,
+            SignatureAlgorithm::RS256,
+        ),
+        None => {
+            let secret = o
+                .text("secret_key", &[])?
+                .or_else(|| ctx.jwt_secret.map(str::to_string))
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    super::options::error(
+                        "secret_key",
+                        "the `jwt` provider needs a secret (BOARDS_JWT_SECRET or auth.config.secret_key) or a `jwks_url`",
+                    )
+                })?;
+            (
+                Keys::Shared(Arc::new(Secret::Bytes(secret.into_bytes()))),
+                SignatureAlgorithm::HS256,
+            )
+        }
+    };
+    let mut verifier = Verifier::common(o, keys, &[default_alg], ctx.leeway_seconds)?;
+    verifier.issuer = o.text("issuer", &[])?.unwrap_or_else(|| "boards".into());
+    verifier.audiences = vec![o
+        .text("audience", &[])?
+        .unwrap_or_else(|| "boards-api".into())];
+    Ok(TokenProvider {
+        name: "jwt",
+        verifier,
+        profile,
+    })
+}
+
+fn profile(claims: &Map<String, Value>) -> Profile {
+    Profile {
+        email: text(claims, "email"),
+        display_name: text(claims, "name"),
+        avatar_url: text(claims, "picture"),
+    }
+}
+
+/// The `jwt` provider built from an [`AuthConfig`] alone, with a signer for the same secret
+/// (tests, the benchmark and tooling issue tokens with it).
 pub struct JwtProvider {
-    secret: Secret,
-    issuer: String,
-    audience: String,
-    leeway: chrono::Duration,
-    require_exp: bool,
+    inner: TokenProvider,
+    secret: Option<Secret>,
+    algorithm: SignatureAlgorithm,
 }
 
 impl JwtProvider {
     pub fn from_config(auth: &AuthConfig) -> anyhow::Result<Self> {
-        let options = &auth.config;
-        let get = |key: &str| {
-            options
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
+        let ctx = BuildContext {
+            options: super::options::Options {
+                provider: "jwt",
+                json: &auth.config,
+                env: &auth.env,
+            },
+            leeway_seconds: auth.leeway_seconds,
+            jwt_secret: auth.jwt_secret.as_ref().map(|s| s.expose()),
+            client: reqwest::Client::new(),
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
         };
-        let algorithm = get("algorithm").unwrap_or("HS256");
-        anyhow::ensure!(
-            algorithm == "HS256",
-            "jwt provider: algorithm `{algorithm}` is not supported (HS256 only)"
-        );
-        let require_exp = match options.get("require_exp") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                anyhow::bail!("jwt provider: `require_exp` must be true or false, not {other}")
-            }
+        let inner = build(&ctx)?;
+        let algorithm = inner.verifier.algorithms[0];
+        let secret = match &inner.verifier.keys {
+            Keys::Shared(s) => match s.as_ref() {
+                Secret::Bytes(b) => Some(Secret::Bytes(b.clone())),
+                _ => None,
+            },
+            Keys::Jwks(_) => None,
         };
-        let secret = get("secret_key")
-            .map(str::to_string)
-            .or_else(|| auth.jwt_secret.as_ref().map(|s| s.expose().to_string()))
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| anyhow::anyhow!("jwt provider: no secret configured"))?;
         Ok(Self {
-            secret: Secret::Bytes(secret.into_bytes()),
-            issuer: get("issuer").unwrap_or("boards").to_string(),
-            audience: get("audience").unwrap_or("boards-api").to_string(),
-            leeway: chrono::Duration::seconds(auth.leeway_seconds.max(0)),
-            require_exp,
+            inner,
+            secret,
+            algorithm,
         })
     }
 
-    /// Signs `claims` with the configured secret (used by tests and tooling).
+    /// Signs `claims` with the configured secret and first algorithm.
     pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let secret = self.secret.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("this jwt provider has no shared secret to sign with")
+        })?;
         let claims: biscuit::ClaimsSet<Map<String, Value>> =
             serde_json::from_value(claims.clone())?;
         let jwt = JWT::new_decoded(
             biscuit::jws::RegisteredHeader {
-                algorithm: SignatureAlgorithm::HS256,
+                algorithm: self.algorithm,
                 ..Default::default()
             }
             .into(),
             claims,
         );
-        Ok(jwt.into_encoded(&self.secret)?.unwrap_encoded().to_string())
+        Ok(jwt.into_encoded(secret)?.unwrap_encoded().to_string())
     }
-}
-
-fn invalid() -> AuthError {
-    AuthError::Unauthenticated("Invalid token".into())
 }
 
 #[async_trait::async_trait]
@@ -81,52 +124,7 @@ impl AuthProvider for JwtProvider {
     }
 
     async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let encoded: JWT<Map<String, Value>, Empty> = JWT::new_encoded(token);
-        let decoded = encoded
-            .into_decoded(&self.secret, SignatureAlgorithm::HS256)
-            .map_err(|_| invalid())?;
-        let claims = decoded.payload().map_err(|_| invalid())?;
-        let options = ValidationOptions {
-            claim_presence_options: ClaimPresenceOptions {
-                issuer: Presence::Required,
-                audience: Presence::Required,
-                ..Default::default()
-            },
-            temporal_options: TemporalOptions {
-                epsilon: self.leeway,
-                now: None,
-            },
-            issuer: Validation::Validate(self.issuer.clone()),
-            audience: Validation::Validate(self.audience.clone()),
-            ..Default::default()
-        };
-        claims.registered.validate(options).map_err(|_| invalid())?;
-        let subject = claims
-            .registered
-            .subject
-            .clone()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| AuthError::Unauthenticated("Missing 'sub' claim in token".into()))?;
-        if self.require_exp && claims.registered.expiry.is_none() {
-            return Err(AuthError::Unauthenticated(
-                "Missing 'exp' claim in token".into(),
-            ));
-        }
-        let all = serde_json::to_value(claims).map_err(|_| invalid())?;
-        let text = |key: &str| {
-            all.get(key)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        Ok(Principal {
-            provider: "jwt".into(),
-            subject,
-            email: text("email"),
-            display_name: text("name"),
-            avatar_url: text("picture"),
-            claims: all,
-        })
+        self.inner.verify(token).await
     }
 }
 
@@ -148,6 +146,7 @@ mod tests {
             jwt_secret: Some(ConfigSecret::new("s3cret")),
             jwt_tenant_claim: None,
             leeway_seconds: 0,
+            env: Default::default(),
         })
         .unwrap()
     }
@@ -195,6 +194,7 @@ mod tests {
             jwt_secret: None,
             jwt_tenant_claim: None,
             leeway_seconds: 0,
+            env: Default::default(),
         })
         .unwrap();
         let bad_sig = other
@@ -209,7 +209,11 @@ mod tests {
             bad_sig,
             "garbage".into(),
         ] {
-            assert_eq!(p.verify(&token).await, Err(invalid()), "{token}");
+            let got = p.verify(&token).await;
+            assert!(
+                matches!(&got, Err(AuthError::Unauthenticated(m)) if m.starts_with("Invalid token")),
+                "{token}: {got:?}"
+            );
         }
     }
 
@@ -236,6 +240,7 @@ mod tests {
             jwt_secret: Some(ConfigSecret::new("s3cret")),
             jwt_tenant_claim: None,
             leeway_seconds: 0,
+            env: Default::default(),
         })
         .is_err());
     }

@@ -1,18 +1,30 @@
 //! Identity: token verification through an [`AuthProvider`], tenant resolution and
 //! just-in-time user provisioning, resolved once per request into an [`AuthContext`].
 
+mod auth0;
+mod cache;
+mod clerk;
 mod context;
+mod jwks;
 mod jwt;
 mod none;
+mod oidc;
+pub mod options;
+mod supabase;
 pub mod tenant;
+mod token;
+mod verifier;
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use cache::CachedProvider;
 pub use context::{AuthContext, AuthService};
+pub use jwks::Jwks;
 pub use jwt::JwtProvider;
 pub use none::NoneProvider;
+pub use token::TokenProvider;
 
 use crate::config::Config;
 
@@ -55,13 +67,103 @@ pub trait AuthProvider: Send + Sync {
 
     /// Verifies a bearer token (never empty) and returns its principal.
     async fn verify(&self, token: &str) -> Result<Principal, AuthError>;
+
+    /// [`verify`](Self::verify), with the token's expiry (unix seconds) when it has one, so
+    /// that the verification can be cached until then.
+    async fn verify_until(&self, token: &str) -> Result<(Principal, Option<i64>), AuthError> {
+        Ok((self.verify(token).await?, None))
+    }
 }
 
-/// Builds the provider named by the configuration (validated at load time).
-pub fn build_provider(config: &Config) -> anyhow::Result<Arc<dyn AuthProvider>> {
-    match config.auth.provider.as_str() {
-        "none" => Ok(Arc::new(NoneProvider::from_config(&config.auth.config))),
-        "jwt" => Ok(Arc::new(JwtProvider::from_config(&config.auth)?)),
-        other => anyhow::bail!("auth provider `{other}` is not supported"),
+/// The providers `BOARDS_AUTH_PROVIDER` can name.
+pub const PROVIDERS: &[&str] = &["none", "jwt", "supabase", "clerk", "auth0", "oidc"];
+
+/// Environment variables (besides `BOARDS_*`) that providers read as fallbacks for their
+/// `BOARDS_AUTH_CONFIG` options, as the original did. The configuration loader keeps these.
+pub const PROVIDER_ENV: &[&str] = &[
+    "ENVIRONMENT",
+    "BOARDS_SUPABASE_URL",
+    "SUPABASE_URL",
+    "BOARDS_SUPABASE_JWT_SECRET",
+    "SUPABASE_JWT_SECRET",
+    "CLERK_ISSUER",
+    "CLERK_JWKS_URL",
+    "CLERK_SECRET_KEY",
+    "CLERK_AUTHORIZED_PARTIES",
+    "AUTH0_DOMAIN",
+    "AUTH0_AUDIENCE",
+    "OIDC_ISSUER",
+    "OIDC_CLIENT_ID",
+    "OIDC_AUDIENCE",
+    "OIDC_JWKS_URL",
+];
+
+/// Verified tokens remembered at once (per API process).
+const VERIFIED_TOKEN_CACHE: u64 = 50_000;
+
+/// Builds the provider `auth.provider` names, once at startup. Building checks every option but
+/// makes no network call: keys are fetched on first use.
+pub fn build_provider(
+    config: &Config,
+    logger: &slog::Logger,
+) -> Result<Arc<dyn AuthProvider>, options::OptionError> {
+    let auth = &config.auth;
+    let name = auth.provider.as_str();
+    let provider_name = PROVIDERS
+        .iter()
+        .copied()
+        .find(|p| *p == name)
+        .ok_or_else(|| {
+            options::error_at(
+                "auth.provider",
+                format!(
+                    "unknown provider `{name}` (expected one of {})",
+                    PROVIDERS.join(", ")
+                ),
+            )
+        })?;
+    if !auth.config.is_object() {
+        return Err(options::error_at("auth.config", "must be a JSON object"));
     }
+    let ctx = token::BuildContext {
+        options: options::Options {
+            provider: provider_name,
+            json: &auth.config,
+            env: &auth.env,
+        },
+        leeway_seconds: auth.leeway_seconds,
+        jwt_secret: auth.jwt_secret.as_ref().map(|s| s.expose()),
+        client: http_client(),
+        logger: logger.new(slog::o!("component" => "auth", "provider" => provider_name)),
+    };
+    let provider: Arc<dyn AuthProvider> = match provider_name {
+        "none" => {
+            return Ok(Arc::new(NoneProvider::build(
+                &ctx.options,
+                &config.environment,
+            )?))
+        }
+        "jwt" => Arc::new(jwt::build(&ctx)?),
+        "supabase" => Arc::new(supabase::build(&ctx)?),
+        "clerk" => Arc::new(clerk::build(&ctx)?),
+        "auth0" => Arc::new(auth0::build(&ctx)?),
+        "oidc" => Arc::new(oidc::build(&ctx)?),
+        _ => unreachable!("PROVIDERS lists every provider built here"),
+    };
+    Ok(Arc::new(CachedProvider::new(
+        provider,
+        VERIFIED_TOKEN_CACHE,
+    )))
+}
+
+/// The client that fetches discovery documents and key sets: short timeouts, no redirects to
+/// other hosts' keys.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("boards-rs/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
 }

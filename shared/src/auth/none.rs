@@ -2,13 +2,28 @@
 
 use serde_json::{json, Value};
 
-use super::{AuthError, AuthProvider, Principal};
+use super::{
+    options::{error_at, OptionResult, Options},
+    AuthError, AuthProvider, Principal,
+};
 
 pub struct NoneProvider {
     default_user_id: String,
 }
 
 impl NoneProvider {
+    /// Refuses to build in production (`BOARDS_ENVIRONMENT` or the original's `ENVIRONMENT`).
+    pub fn build(options: &Options, environment: &str) -> OptionResult<Self> {
+        let prod = |v: &str| matches!(v.to_ascii_lowercase().as_str(), "production" | "prod");
+        if prod(environment) || options.env.get("ENVIRONMENT").is_some_and(|v| prod(v)) {
+            return Err(error_at(
+                "auth.provider",
+                "the `none` auth provider is for development and refuses to run in production",
+            ));
+        }
+        Ok(Self::from_config(options.json))
+    }
+
     pub fn from_config(config: &Value) -> Self {
         let default_user_id = config
             .get("default_user_id")
