@@ -3,6 +3,7 @@
 //! [`Application::build`] assembles exactly what production runs; `main.rs` only parses the
 //! command line, and tests start the same application on port 0.
 
+pub mod caller;
 pub mod graphql;
 pub mod health;
 pub mod middleware;
@@ -122,6 +123,8 @@ impl Application {
             .as_ref()
             .map(TcpListener::local_addr)
             .transpose()?;
+        let redis_for_limits = redis.clone();
+        log_rate_limits(&config, &logger);
         let state = web::Data::new(AppState {
             config: config.clone(),
             pool,
@@ -146,6 +149,12 @@ impl Application {
             )),
             fetcher: Arc::new(url_fetcher(&config)?),
             storage,
+            limits: boards_shared::ratelimit::Limiter::from_config(
+                &config,
+                redis_for_limits,
+                metrics.clone(),
+                logger.clone(),
+            ),
             metrics,
             metrics_address,
         });
@@ -256,6 +265,23 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         }
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Says once at startup which rate limits apply (they are easy to forget behind a proxy).
+fn log_rate_limits(config: &Config, logger: &Logger) {
+    let r = &config.rate_limit;
+    if !r.enabled {
+        info!(logger, "rate limits off"; "reason" => if config.auth.provider == "none" {
+            "the none auth provider"
+        } else {
+            "rate_limit.enabled is false"
+        });
+        return;
+    }
+    info!(logger, "rate limits on";
+        "generations" => r.generations.to_string(),
+        "uploads" => r.uploads.to_string(),
+        "auth_failures" => r.auth_failures.to_string());
 }
 
 fn display_host(host: &str) -> &str {

@@ -51,6 +51,8 @@ pub struct AppState {
     pub uploader: Arc<boards_shared::domain::uploads::Uploader>,
     /// URL imports' fetcher (SSRF-guarded).
     pub fetcher: Arc<boards_shared::net::Fetcher>,
+    /// Rate limits (counters in Redis, shared by every replica).
+    pub limits: boards_shared::ratelimit::Limiter,
     /// Prometheus metrics of this process.
     pub metrics: Arc<Metrics>,
     /// The listener that alone serves `/metrics`, when `api.metrics_address` is set.

@@ -175,7 +175,8 @@ impl Drop for Worker {
 }
 
 /// The environment of a benchmark's API and worker: its own database, storage folder, queue
-/// and channel names (`bench-{tag}`), quiet JSON logs, JWT auth with the benchmark's secret.
+/// and channel names (`bench-{tag}`), quiet JSON logs, JWT auth with the benchmark's secret,
+/// a generation quota no benchmark reaches.
 pub(crate) fn stack_env(
     db: &TestDb,
     storage: &std::path::Path,
@@ -202,6 +203,9 @@ pub(crate) fn stack_env(
         ("BOARDS_DATABASE_URL".into(), db.url().to_string()),
         ("BOARDS_AUTH_PROVIDER".into(), "jwt".into()),
         ("BOARDS_JWT_SECRET".into(), SECRET.into()),
+        // One user starts every job: the limiter still runs (its Redis call is measured) but
+        // never refuses.
+        ("BOARDS_RATE_LIMIT_GENERATIONS".into(), "1000000/1".into()),
     ]
 }
 

@@ -9,6 +9,8 @@ use std::{collections::BTreeMap, fmt, path::Path};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::ratelimit::{Quota, TrustedProxies};
+
 /// A string that must never be logged.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
@@ -53,6 +55,24 @@ pub struct Config {
     pub storage: StorageConfig,
     pub uploads: UploadsConfig,
     pub jobs: JobsConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Rate limits (see `crate::ratelimit`): each quota is `COUNT/PERIOD` (`30/60`: 30 per 60 s;
+/// units `s`, `m`, `h`) or `off`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// The switch of all limits; forced off with the `none` auth provider (one shared
+    /// development user, no tokens to refuse).
+    pub enabled: bool,
+    /// Per user: requests that start a paid job (createGeneration, regenerate, retryGeneration).
+    pub generations: Quota,
+    /// Per user: uploads (GraphQL uploadArtifact, REST POST /api/uploads/artifact).
+    pub uploads: Quota,
+    /// Per client address: requests whose credentials are refused; past the quota, every
+    /// request from that address that carries credentials is refused before verification.
+    pub auth_failures: Quota,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -210,6 +230,8 @@ pub struct ApiConfig {
     /// Safety-net interval at which open progress streams re-check the caller's access (they
     /// also re-check at once when a board's members or visibility change).
     pub sse_access_recheck_seconds: u64,
+    /// Reverse proxies (IPs, CIDRs) whose `X-Forwarded-For`/`Forwarded` name the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -358,6 +380,7 @@ impl Default for Config {
                 metrics_address: String::new(),
                 sse_max_streams_per_user: 20,
                 sse_access_recheck_seconds: 30,
+                trusted_proxies: TrustedProxies::default(),
             },
             database: DatabaseConfig {
                 url: Secret::new("postgres://postgres@127.0.0.1:5432/boards"),
@@ -465,6 +488,12 @@ impl Default for Config {
                 relay_interval_ms: 1_000,
                 progress_persist_interval_ms: 1_000,
             },
+            rate_limit: RateLimitConfig {
+                enabled: true,
+                generations: Quota::per(30, 60),
+                uploads: Quota::per(60, 60),
+                auth_failures: Quota::per(20, 60),
+            },
         }
     }
 }
@@ -544,6 +573,7 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "api.sse_access_recheck_seconds",
         Kind::Int,
     ),
+    key("BOARDS_TRUSTED_PROXIES", "api.trusted_proxies", Kind::List),
     EnvKey {
         env: "BOARDS_DATABASE_URL",
         aliases: &["DATABASE_URL"],
@@ -893,6 +923,22 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "jobs.progress_persist_interval_ms",
         Kind::Int,
     ),
+    key(
+        "BOARDS_RATE_LIMIT_ENABLED",
+        "rate_limit.enabled",
+        Kind::Bool,
+    ),
+    key(
+        "BOARDS_RATE_LIMIT_GENERATIONS",
+        "rate_limit.generations",
+        Kind::Str,
+    ),
+    key("BOARDS_RATE_LIMIT_UPLOADS", "rate_limit.uploads", Kind::Str),
+    key(
+        "BOARDS_RATE_LIMIT_AUTH_FAILURES",
+        "rate_limit.auth_failures",
+        Kind::Str,
+    ),
 ];
 
 /// Environment variables read outside [`ENV_KEYS`] (they choose the file or guard production).
@@ -949,6 +995,10 @@ impl Config {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         config.validate()?;
+        // One shared development user and no tokens: nothing to limit.
+        if config.auth.provider == "none" {
+            config.rate_limit.enabled = false;
+        }
         Ok(config)
     }
 
@@ -1919,6 +1969,51 @@ mod tests {
         for secret in ["hunter2", "topsecret", "alsosecret"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+    }
+
+    #[test]
+    fn rate_limits_are_on_with_real_auth_and_forced_off_with_none() {
+        let jwt = [("BOARDS_AUTH_PROVIDER", "jwt"), ("BOARDS_JWT_SECRET", "s")];
+        let c = Config::load_from(&env(&jwt)).unwrap();
+        assert!(c.rate_limit.enabled);
+        assert_eq!(c.rate_limit.generations, Quota::per(30, 60));
+        assert_eq!(c.rate_limit.uploads, Quota::per(60, 60));
+        assert_eq!(c.rate_limit.auth_failures, Quota::per(20, 60));
+        let mut pairs = jwt.to_vec();
+        pairs.extend([
+            ("BOARDS_RATE_LIMIT_GENERATIONS", "5/2m"),
+            ("BOARDS_RATE_LIMIT_UPLOADS", "off"),
+        ]);
+        let c = Config::load_from(&env(&pairs)).unwrap();
+        assert_eq!(c.rate_limit.generations, Quota::per(5, 120));
+        assert_eq!(c.rate_limit.uploads, Quota::Off);
+        let c = Config::load_from(&env(&[("BOARDS_RATE_LIMIT_ENABLED", "true")])).unwrap();
+        assert!(!c.rate_limit.enabled, "the none provider turns limits off");
+    }
+
+    #[test]
+    fn bad_quotas_and_proxies_name_their_variable_and_the_format() {
+        let e = Config::load_from(&env(&[("BOARDS_RATE_LIMIT_GENERATIONS", "30 per minute")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("BOARDS_RATE_LIMIT_GENERATIONS") && e.contains("COUNT/PERIOD"),
+            "{e}"
+        );
+        let e = Config::load_from(&env(&[("BOARDS_RATE_LIMIT_AUTH_FAILURES", "0/60")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("BOARDS_RATE_LIMIT_AUTH_FAILURES"), "{e}");
+        let e = Config::load_from(&env(&[("BOARDS_TRUSTED_PROXIES", "10.0.0.0/8, ingress")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("BOARDS_TRUSTED_PROXIES") && e.contains("ingress"),
+            "{e}"
+        );
+        let c = Config::load_from(&env(&[("BOARDS_TRUSTED_PROXIES", "10.0.0.0/8, ::1")])).unwrap();
+        assert!(c.api.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(c.api.trusted_proxies.contains("::1".parse().unwrap()));
     }
 
     #[test]

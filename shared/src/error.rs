@@ -24,6 +24,10 @@ pub enum AppError {
     /// A feature this server does not offer (yet).
     #[error("{0}")]
     NotImplemented(String),
+    /// A rate limit refused the request (REST 429 with `Retry-After`; GraphQL
+    /// `extensions.retryAfter`).
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64 },
     /// A dependency is down; the cause is for the log.
     #[error("{0}")]
     Unavailable(String, #[source] Option<anyhow::Error>),
@@ -44,6 +48,7 @@ impl AppError {
             Self::Conflict(_) => "CONFLICT",
             Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::NotImplemented(_) => "NOT_IMPLEMENTED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(..) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -59,8 +64,17 @@ impl AppError {
             Self::Conflict(_) => 409,
             Self::TooLarge(_) => 413,
             Self::NotImplemented(_) => 501,
+            Self::RateLimited { .. } => 429,
             Self::Unavailable(..) => 503,
             Self::Internal(_) => 500,
+        }
+    }
+
+    /// Seconds the client should wait before trying again (rate limits).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -99,6 +113,18 @@ impl From<diesel::result::Error> for AppError {
                 Self::BadInput("A value is outside its allowed range".into())
             }
             _ => Self::Internal(e.into()),
+        }
+    }
+}
+
+/// Refused credentials, as the transports answer them (401, 400 for a bad tenant, 503).
+impl From<crate::auth::AuthError> for AppError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Unauthenticated(m) => Self::Unauthenticated(m),
+            AuthError::BadTenant(m) => Self::BadInput(m),
+            AuthError::Unavailable(m) => Self::Unavailable(m, None),
         }
     }
 }

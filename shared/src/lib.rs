@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod net;
 pub mod progress;
 pub mod queue;
+pub mod ratelimit;
 pub mod readiness;
 pub mod relay;
 pub mod storage;

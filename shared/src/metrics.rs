@@ -40,6 +40,11 @@ pub struct Metrics {
     /// Generations `processing` whose run's lease ran out (their worker died or stalls; the
     /// reaper hands them out again).
     pub jobs_stuck: IntGauge,
+    /// Requests refused by a rate limit, by limit (`generation`, `upload`, `auth_failure`).
+    pub rate_limited: IntCounterVec,
+    /// Rate-limit decisions taken without Redis (it was unreachable): the request was let
+    /// through. By limit.
+    pub rate_limit_fail_open: IntCounterVec,
     operations: RwLock<HashSet<String>>,
 }
 
@@ -121,6 +126,19 @@ impl Metrics {
                 "Processing generations whose lease ran out",
             )
             .unwrap_or_else(|_| unreachable_metric()),
+            rate_limited: IntCounterVec::new(
+                Opts::new("rate_limited_total", "Requests refused by a rate limit"),
+                &["limit"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+            rate_limit_fail_open: IntCounterVec::new(
+                Opts::new(
+                    "rate_limit_fail_open_total",
+                    "Rate-limit decisions that let a request through because Redis was unreachable",
+                ),
+                &["limit"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
             operations: RwLock::new(HashSet::new()),
             registry,
         };
@@ -138,6 +156,8 @@ impl Metrics {
             Box::new(m.jobs_pending.clone()),
             Box::new(m.oldest_pending_seconds.clone()),
             Box::new(m.jobs_stuck.clone()),
+            Box::new(m.rate_limited.clone()),
+            Box::new(m.rate_limit_fail_open.clone()),
         ] {
             let _ = m.registry.register(c);
         }
@@ -199,6 +219,8 @@ impl Metrics {
             Box::new(self.jobs_pending.clone()),
             Box::new(self.oldest_pending_seconds.clone()),
             Box::new(self.jobs_stuck.clone()),
+            Box::new(self.rate_limited.clone()),
+            Box::new(self.rate_limit_fail_open.clone()),
         ]
         .iter()
         .flat_map(|c| {

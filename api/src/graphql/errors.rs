@@ -3,7 +3,7 @@
 //! The cause of an internal error travels in `extensions.cause` only as far as the transport,
 //! which logs it with the request id and strips it before the response is written.
 
-use boards_shared::{auth::AuthError, AppError};
+use boards_shared::AppError;
 use juniper::{FieldError, IntoFieldError, Object, Value};
 
 use super::scalars::BoardsScalar;
@@ -30,10 +30,17 @@ impl GqlError {
     }
 }
 
+/// Key of the seconds to wait in a `RATE_LIMITED` error's extensions.
+pub const RETRY_AFTER_KEY: &str = "retryAfter";
+
 /// The GraphQL error for an [`AppError`].
 pub fn field_error(err: &AppError) -> FieldError<BoardsScalar> {
     let mut ext = Object::with_capacity(2);
     ext.add_field("code", Value::scalar(err.code().to_string()));
+    if let Some(seconds) = err.retry_after() {
+        let seconds = i32::try_from(seconds).unwrap_or(i32::MAX);
+        ext.add_field(RETRY_AFTER_KEY, Value::scalar(seconds));
+    }
     match err {
         AppError::Internal(cause) => {
             ext.add_field(CAUSE_KEY, Value::scalar(format!("{cause:#}")));
@@ -52,11 +59,12 @@ impl IntoFieldError<BoardsScalar> for GqlError {
     }
 }
 
-/// The code and message for a request whose credentials were refused.
-pub fn auth_error_code(err: &AuthError) -> &'static str {
-    match err {
-        AuthError::Unauthenticated(_) => "UNAUTHENTICATED",
-        AuthError::BadTenant(_) => "BAD_USER_INPUT",
-        AuthError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+/// The `errors` entry of a request refused before execution (credentials, rate limits), as
+/// JSON: the message and the same extensions as [`field_error`] (never an internal cause).
+pub fn request_refusal(err: &AppError) -> serde_json::Value {
+    let mut ext = serde_json::json!({ "code": err.code() });
+    if let Some(seconds) = err.retry_after() {
+        ext[RETRY_AFTER_KEY] = seconds.into();
     }
+    serde_json::json!({ "message": err.to_string(), "extensions": ext })
 }

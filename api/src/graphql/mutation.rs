@@ -10,6 +10,7 @@ use boards_shared::{
         uploads,
     },
     generators::ArtifactKind,
+    ratelimit::Limit,
     AppError,
 };
 use juniper::graphql_object;
@@ -33,6 +34,10 @@ pub struct Mutation;
 
 async fn regenerate_as(ctx: &Context, id: Uuid, what: &str) -> GqlResult<GenerationObj> {
     let actor = ctx.actor(what)?;
+    ctx.state
+        .limits
+        .check(Limit::Generation, actor.user_id)
+        .await?;
     let mut conn = ctx.conn().await?;
     let generation = generation_ops::regenerate(
         &mut conn,
@@ -145,6 +150,10 @@ impl Mutation {
         input: CreateGenerationInput,
     ) -> GqlResult<GenerationObj> {
         let actor = ctx.actor("create a generation")?;
+        ctx.state
+            .limits
+            .check(Limit::Generation, actor.user_id)
+            .await?;
         let mut conn = ctx.conn().await?;
         let generation = generation_ops::create_generation(
             &mut conn,
@@ -206,6 +215,7 @@ impl Mutation {
         input: UploadArtifactInput,
     ) -> GqlResult<GenerationObj> {
         let actor = ctx.actor("upload")?;
+        ctx.state.limits.check(Limit::Upload, actor.user_id).await?;
         check_opt_text("fileUrl", input.file_url.as_deref())?;
         check_opt_text("originalFilename", input.original_filename.as_deref())?;
         check_opt_text("userDescription", input.user_description.as_deref())?;

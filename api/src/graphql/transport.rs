@@ -2,6 +2,7 @@
 //! pre-pass for `JSON`, auth resolved once per request, and error responses with codes.
 
 use actix_web::{http::header, web, HttpMessage, HttpRequest, HttpResponse};
+use boards_shared::AppError;
 use juniper::{ExecutionError, GraphQLError, OperationType, Value as GqlValue};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -9,7 +10,7 @@ use slog::{error, o, warn, Logger};
 
 use super::{
     context::Context,
-    errors::{auth_error_code, CAUSE_KEY},
+    errors::{request_refusal, CAUSE_KEY, RETRY_AFTER_KEY},
     scalars::BoardsScalar,
     variables,
 };
@@ -163,21 +164,18 @@ async fn run(
 ) -> HttpResponse {
     let request_id = request_id(req);
     let logger = state.logger.new(o!("request_id" => request_id.clone()));
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let auth = match state
-        .auth
-        .resolve(header("authorization"), header("x-tenant"))
-        .await
-    {
+    let auth = match crate::caller::authenticate(&state, req).await {
         Ok(a) => a,
         Err(e) => {
-            if matches!(e, boards_shared::auth::AuthError::Unavailable(_)) {
+            if matches!(e, AppError::Unavailable(..)) {
                 warn!(logger, "identity resolution failed"; "error" => %e);
             }
-            return json_response(json!({
-                "data": null,
-                "errors": [{"message": e.to_string(), "extensions": {"code": auth_error_code(&e)}}],
-            }));
+            // Like every GraphQL error, with status 200; a rate limit adds `Retry-After`.
+            let mut res = HttpResponse::Ok();
+            if let Some(seconds) = e.retry_after() {
+                res.insert_header((header::RETRY_AFTER, seconds));
+            }
+            return res.json(json!({"data": null, "errors": [request_refusal(&e)]}));
         }
     };
 
@@ -313,10 +311,20 @@ fn execution_response(
         bytes: Vec::with_capacity(16 * 1024),
         limit: max_bytes,
     };
+    // A rate-limited field tells HTTP clients when to retry too (the longest wait of them).
+    let retry_after = body
+        .errors
+        .iter()
+        .filter_map(|e| e["extensions"][RETRY_AFTER_KEY].as_u64())
+        .max();
     match serde_json::to_writer(&mut out, &body) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(out.bytes),
+        Ok(()) => {
+            let mut res = HttpResponse::Ok();
+            if let Some(seconds) = retry_after {
+                res.insert_header((header::RETRY_AFTER, seconds));
+            }
+            res.content_type("application/json").body(out.bytes)
+        }
         Err(e) if e.is_io() => {
             drop(out);
             warn!(logger, "response over the size limit"; "limit" => max_bytes);

@@ -6,15 +6,13 @@ pub mod storage;
 pub mod uploads;
 
 use actix_web::{http::header, HttpRequest, HttpResponse};
-use boards_shared::{
-    auth::{AuthContext, AuthError},
-    AppError,
-};
+use boards_shared::{auth::AuthContext, AppError};
 use serde_json::json;
 
 use crate::state::AppState;
 
-/// `{"detail": message}` with the error's status (FastAPI's shape, as the original).
+/// `{"detail": message}` with the error's status (FastAPI's shape, as the original); a rate
+/// limit adds `Retry-After` and `retry_after` (seconds).
 pub fn error_response(err: &AppError) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(err.http_status())
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -22,7 +20,12 @@ pub fn error_response(err: &AppError) -> HttpResponse {
     if err.http_status() == 401 {
         res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
     }
-    res.json(json!({"detail": err.to_string(), "code": err.code()}))
+    let mut body = json!({"detail": err.to_string(), "code": err.code()});
+    if let Some(seconds) = err.retry_after() {
+        res.insert_header((header::RETRY_AFTER, seconds));
+        body["retry_after"] = seconds.into();
+    }
+    res.json(body)
 }
 
 /// Strict resolution: a refused token or an anonymous caller is an error response.
@@ -30,18 +33,9 @@ pub async fn current_user(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<AuthContext, HttpResponse> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let auth = state
-        .auth
-        .resolve(header("authorization"), header("x-tenant"))
+    let auth = crate::caller::authenticate(state, req)
         .await
-        .map_err(|e| {
-            error_response(&match e {
-                AuthError::Unauthenticated(m) => AppError::Unauthenticated(m),
-                AuthError::BadTenant(m) => AppError::BadInput(m),
-                AuthError::Unavailable(m) => AppError::Unavailable(m, None),
-            })
-        })?;
+        .map_err(|e| error_response(&e))?;
     if !auth.is_authenticated() {
         return Err(error_response(&AppError::unauthenticated(
             "Authentication required",

@@ -20,6 +20,7 @@ use boards_shared::{
     },
     generators::ArtifactKind,
     media,
+    ratelimit::Limit,
     storage::StorageError,
     AppError,
 };
@@ -145,6 +146,9 @@ pub async fn upload(
     let Some(user_id) = auth.user_id() else {
         return error_response(&AppError::unauthenticated("Authentication required"));
     };
+    if let Err(e) = state.limits.check(Limit::Upload, user_id).await {
+        return error_response(&e);
+    }
     let actor = Actor {
         user_id,
         tenant_id: auth.tenant_id,

@@ -25,6 +25,7 @@ mod privacy;
 mod process;
 mod providers;
 mod queries;
+mod ratelimit;
 mod sdl;
 mod slow_clients;
 mod sse_access;
