@@ -21,9 +21,11 @@ enum Who {
     Stranger,
     OtherTenant,
     Anonymous,
+    /// A token that fails verification (signed with another secret).
+    BadToken,
 }
 
-const EVERYONE: [Who; 7] = [
+const EVERYONE: [Who; 8] = [
     Who::Owner,
     Who::Viewer,
     Who::Editor,
@@ -31,9 +33,18 @@ const EVERYONE: [Who; 7] = [
     Who::Stranger,
     Who::OtherTenant,
     Who::Anonymous,
+    Who::BadToken,
 ];
 
-#[derive(Debug, PartialEq, Eq)]
+/// A well-formed token signed with a secret the API does not know.
+const BAD_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJib2FyZHMiLCJhdWQiOiJib2FyZHMtYXBpIiwic3ViIjoib3duZXIiLCJleHAiOjQxMDI0NDQ4MDB9.ZmFrZS1zaWduYXR1cmUtZmFrZS1zaWduYXR1cmUtZmFrZQ";
+
+thread_local! {
+    /// Cells of the matrix checked by the test running on this thread.
+    static CELLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
     Allowed,
     /// A read that comes back empty (null / absent) without an error.
@@ -76,7 +87,7 @@ impl World {
                 .await,
         );
         let mut subjects = vec![];
-        for i in 0..8 {
+        for i in 0..9 {
             subjects.push(
                 app.user_with(
                     &format!("subject{i}"),
@@ -102,7 +113,10 @@ impl World {
     }
 
     async fn as_(&self, who: Who, query: &str, vars: Value) -> Value {
-        let token = self.users.get(&who).map(|u| u.token.as_str());
+        let token = match who {
+            Who::BadToken => Some(BAD_TOKEN),
+            _ => self.users.get(&who).map(|u| u.token.as_str()),
+        };
         self.app
             .gql_full(token, Some(Self::tenant(who)), query, vars)
             .await
@@ -151,7 +165,27 @@ impl World {
     }
 }
 
+impl Drop for World {
+    fn drop(&mut self) {
+        let cells = CELLS.with(|c| c.replace(0));
+        println!(
+            "access matrix: {cells} cells checked ({} callers incl. owner, viewer, editor, admin, non-member, other tenant, anonymous, bad token)",
+            EVERYONE.len()
+        );
+    }
+}
+
+/// What a caller with a refused token gets, whatever it asks: UNAUTHENTICATED.
+fn gate(who: Who, expected: Outcome) -> Outcome {
+    if who == Who::BadToken {
+        Denied("UNAUTHENTICATED")
+    } else {
+        expected
+    }
+}
+
 fn outcome(res: &Value, field: &str) -> Outcome {
+    CELLS.with(|c| c.set(c.get() + 1));
     match res.get("errors") {
         Some(errors) => Denied(
             match errors[0]["extensions"]["code"].as_str().unwrap_or("") {
@@ -179,7 +213,7 @@ const READERS: [Who; 4] = [Who::Owner, Who::Viewer, Who::Editor, Who::Admin];
 fn expect(who: Who, allowed: &[Who]) -> Outcome {
     if allowed.contains(&who) {
         Allowed
-    } else if who == Who::Anonymous {
+    } else if matches!(who, Who::Anonymous | Who::BadToken) {
         Denied("UNAUTHENTICATED")
     } else if READERS.contains(&who) {
         Denied("FORBIDDEN")
@@ -201,25 +235,25 @@ async fn reads_of_a_private_board() {
         let q = "query($id: UUID!) { board(id: $id) { id owner { id } members { user { id } inviter { id } } generationCount generations { id } } }";
         assert_eq!(
             outcome(&w.as_(who, q, json!({"id": board})).await, "board"),
-            expected,
+            gate(who, expected),
             "board {who:?}"
         );
         let q = "{ myBoards { id } }";
         assert_eq!(
             outcome(&w.as_(who, q, json!({})).await, "myBoards"),
-            expected,
+            gate(who, expected),
             "myBoards {who:?}"
         );
         let q = "{ searchBoards(query: \"matrix\") { id } }";
         assert_eq!(
             outcome(&w.as_(who, q, json!({})).await, "searchBoards"),
-            expected,
+            gate(who, expected),
             "search {who:?}"
         );
         let q = "{ publicBoards { id } }";
         assert_eq!(
             outcome(&w.as_(who, q, json!({})).await, "publicBoards"),
-            Hidden,
+            gate(who, Hidden),
             "public {who:?}"
         );
     }
@@ -232,17 +266,21 @@ async fn reads_of_a_public_board() {
     for who in EVERYONE {
         let q = "query($id: UUID!) { board(id: $id) { id owner { id } members { user { id } } generationCount } }";
         let res = w.as_(who, q, json!({"id": board})).await;
-        assert_eq!(outcome(&res, "board"), Allowed, "board {who:?}: {res}");
+        assert_eq!(
+            outcome(&res, "board"),
+            gate(who, Allowed),
+            "board {who:?}: {res}"
+        );
         let q = "{ searchBoards(query: \"matrix\") { id } }";
         assert_eq!(
             outcome(&w.as_(who, q, json!({})).await, "searchBoards"),
-            Allowed,
+            gate(who, Allowed),
             "search {who:?}"
         );
         let q = "{ publicBoards { id } }";
         assert_eq!(
             outcome(&w.as_(who, q, json!({})).await, "publicBoards"),
-            Allowed,
+            gate(who, Allowed),
             "public {who:?}"
         );
         let expected = if READERS.contains(&who) {
@@ -253,7 +291,7 @@ async fn reads_of_a_public_board() {
         let q = "{ myBoards { id } }";
         assert_eq!(
             outcome(&w.as_(who, q, json!({})).await, "myBoards"),
-            expected,
+            gate(who, expected),
             "myBoards {who:?}"
         );
     }
@@ -367,8 +405,88 @@ async fn users_are_visible_within_their_tenant_only() {
         };
         assert_eq!(
             outcome(&w.as_(who, q, json!({"id": owner_id})).await, "user"),
-            expected,
+            gate(who, expected),
             "{who:?}"
         );
     }
+}
+
+/// The REST side of the matrix: the progress stream of a generation on a private board and a
+/// REST upload to that board, per caller, as HTTP statuses.
+#[tokio::test]
+async fn rest_progress_stream_and_upload() {
+    let w = World::new().await;
+    let (board, _) = w.board(false, 0).await;
+    let owner = &w.users[&Who::Owner];
+    let generation = crate::util::fixtures::GenerationFixture::completed_image(&board, &owner.id)
+        .insert(&w.app)
+        .await;
+    let png = {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(4, 4)
+            .write_to(&mut bytes, image::ImageFormat::Png)
+            .unwrap();
+        bytes.into_inner()
+    };
+    let mut cells = 0;
+    for who in EVERYONE {
+        let token = match who {
+            Who::BadToken => Some(BAD_TOKEN.to_string()),
+            _ => w.users.get(&who).map(|u| u.token.clone()),
+        };
+        let with_auth = |req: reqwest::RequestBuilder| {
+            let req = req.header("X-Tenant", World::tenant(who));
+            match &token {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            }
+        };
+        let sse = with_auth(
+            w.app.client.get(
+                w.app
+                    .url(&format!("/api/sse/generations/{generation}/progress")),
+            ),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+        let expected_sse = match who {
+            Who::Anonymous | Who::BadToken => 401,
+            w if READERS.contains(&w) => 200,
+            _ => 404,
+        };
+        assert_eq!(sse, expected_sse, "progress stream {who:?}");
+        let form = reqwest::multipart::Form::new()
+            .text("board_id", board.clone())
+            .text("artifact_type", "image")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(png.clone())
+                    .file_name("x.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            );
+        let upload = with_auth(
+            w.app
+                .client
+                .post(w.app.url("/api/uploads/artifact"))
+                .multipart(form),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+        let expected_upload = match who {
+            Who::Anonymous | Who::BadToken => 401,
+            Who::Owner | Who::Editor | Who::Admin => 200,
+            Who::Viewer => 403,
+            _ => 404,
+        };
+        assert_eq!(upload, expected_upload, "REST upload {who:?}");
+        cells += 2;
+    }
+    CELLS.with(|c| c.set(c.get() + cells));
 }
