@@ -57,6 +57,7 @@ pub fn auth_error_code(err: &AuthError) -> &'static str {
     match err {
         AuthError::Unauthenticated(_) => "UNAUTHENTICATED",
         AuthError::BadTenant(_) => "BAD_USER_INPUT",
+        AuthError::Forbidden(_) => "FORBIDDEN",
         AuthError::Unavailable(_) => "SERVICE_UNAVAILABLE",
     }
 }

@@ -35,17 +35,21 @@ pub async fn current_user(
         .auth
         .resolve(header("authorization"), header("x-tenant"))
         .await
-        .map_err(|e| {
-            error_response(&match e {
-                AuthError::Unauthenticated(m) => AppError::Unauthenticated(m),
-                AuthError::BadTenant(m) => AppError::BadInput(m),
-                AuthError::Unavailable(m) => AppError::Unavailable(m, None),
-            })
-        })?;
+        .map_err(|e| error_response(&auth_error(e)))?;
     if !auth.is_authenticated() {
         return Err(error_response(&AppError::unauthenticated(
             "Authentication required",
         )));
     }
     Ok(auth)
+}
+
+/// The [`AppError`] (status and code) of refused credentials.
+pub fn auth_error(e: AuthError) -> AppError {
+    match e {
+        AuthError::Unauthenticated(m) => AppError::Unauthenticated(m),
+        AuthError::BadTenant(m) => AppError::BadInput(m),
+        AuthError::Forbidden(m) => AppError::Forbidden(m),
+        AuthError::Unavailable(m) => AppError::Unavailable(m, None),
+    }
 }
