@@ -309,8 +309,21 @@ pub struct TenancyConfig {
     pub default_tenant_slug: String,
     /// Name given to the default tenant when it is created.
     pub tenant_name: String,
-    /// The original's compatibility switch: create unknown tenants on first sight.
+    /// The original's compatibility switch: create unknown tenants on first sight (and, as
+    /// the original, let any caller select any tenant with `X-Tenant`).
     pub auto_create_tenants: bool,
+    /// The operator's credential for `/api/setup/*` and tenant member administration, sent as
+    /// `Authorization: Bearer <token>`. Unset: only tenant admins administer (their tenants).
+    /// Secret.
+    pub admin_token: Option<Secret>,
+    /// Self-registered tenants wait for an operator's approval before anyone can use them.
+    pub registration_requires_approval: bool,
+    /// How many tenants one identity may administer and still register another (unset: any).
+    pub registration_max_per_user: Option<u32>,
+    /// E-mail domains allowed to register tenants (empty: any).
+    pub registration_allowed_domains: Vec<String>,
+    /// The frontend's base URL, for the dashboard link of a registration's answer.
+    pub frontend_base_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -416,6 +429,11 @@ impl Default for Config {
                 default_tenant_slug: "default".into(),
                 tenant_name: "Default Tenant".into(),
                 auto_create_tenants: false,
+                admin_token: None,
+                registration_requires_approval: false,
+                registration_max_per_user: None,
+                registration_allowed_domains: Vec::new(),
+                frontend_base_url: None,
             },
             graphql: GraphqlConfig {
                 introspection: true,
@@ -679,6 +697,29 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "BOARDS_AUTO_CREATE_TENANTS",
         "tenancy.auto_create_tenants",
         Kind::Bool,
+    ),
+    secret("BOARDS_ADMIN_TOKEN", "tenancy.admin_token"),
+    key(
+        "BOARDS_TENANT_REGISTRATION_REQUIRES_APPROVAL",
+        "tenancy.registration_requires_approval",
+        Kind::Bool,
+    ),
+    EnvKey {
+        env: "BOARDS_TENANT_REGISTRATION_MAX_PER_USER",
+        aliases: &["BOARDS_MAX_TENANTS_PER_USER"],
+        path: "tenancy.registration_max_per_user",
+        kind: Kind::Int,
+        secret: false,
+    },
+    key(
+        "BOARDS_TENANT_REGISTRATION_ALLOWED_DOMAINS",
+        "tenancy.registration_allowed_domains",
+        Kind::List,
+    ),
+    key(
+        "BOARDS_FRONTEND_BASE_URL",
+        "tenancy.frontend_base_url",
+        Kind::Str,
     ),
     key(
         "BOARDS_GRAPHQL_INTROSPECTION",
@@ -1044,6 +1085,35 @@ impl Config {
                 "must match ^[a-z0-9-]+$ without a leading or trailing '-'",
             );
         }
+        if let Some(token) = self.tenancy.admin_token.as_ref().filter(|t| !t.is_empty()) {
+            if token.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return err(
+                    "tenancy.admin_token",
+                    "must be at least 16 characters (generate one, e.g. `openssl rand -hex 32`)",
+                );
+            }
+        }
+        if self
+            .tenancy
+            .registration_allowed_domains
+            .iter()
+            .any(|d| d.trim().is_empty() || d.contains('@'))
+        {
+            return err(
+                "tenancy.registration_allowed_domains",
+                "expected domain names such as example.com",
+            );
+        }
+        if let Some(url) = self
+            .tenancy
+            .frontend_base_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+        {
+            if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return err("tenancy.frontend_base_url", "expected an http(s) URL");
+            }
+        }
         if self.database.pool_size == 0 {
             return err("database.pool_size", "must be at least 1");
         }
@@ -1355,6 +1425,9 @@ pub fn unknown_env_keys(env: &BTreeMap<String, String>) -> Vec<String> {
         .cloned()
         .collect()
 }
+
+/// The shortest `BOARDS_ADMIN_TOKEN` accepted (a short token is guessable).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 /// Tenant slugs: `^[a-z0-9-]+$`, at most 255 chars, no leading or trailing `-`.
 pub fn valid_slug(slug: &str) -> bool {

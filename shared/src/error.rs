@@ -124,6 +124,7 @@ impl From<crate::auth::AuthError> for AppError {
         match e {
             AuthError::Unauthenticated(m) => Self::Unauthenticated(m),
             AuthError::BadTenant(m) => Self::BadInput(m),
+            AuthError::Forbidden(m) => Self::Forbidden(m),
             AuthError::Unavailable(m) => Self::Unavailable(m, None),
         }
     }

@@ -169,17 +169,31 @@ async fn multi_tenant_mode_requires_and_checks_the_tenant() {
         error_of(&res),
         ("Unknown tenant 'nosuch'".into(), "BAD_USER_INPUT".into())
     );
-    // A known tenant provisions the user there.
+    // A known tenant provisions a member there (tests/it/tenants.rs covers non-members).
+    crate::util::fixtures::sql(
+        &app,
+        &format!(
+            "INSERT INTO boards.tenant_members (tenant_id, auth_provider, auth_subject, role)
+             VALUES ('{}', 'jwt', 'alice', 'member')",
+            acme.id
+        ),
+    )
+    .await;
     let data = app
         .gql_full(Some(&token), Some("acme"), ME, json!({}))
         .await;
     assert_eq!(data["data"]["me"]["tenantId"], acme.id.to_string());
-    // Token claims override the header.
+    // A token's tenant claim names the caller's tenant; naming another one in the header needs
+    // a membership there.
     let claimed = app.token_with("bob", json!({"tenant": "acme"}));
     let data = app
-        .gql_full(Some(&claimed), Some("default"), ME, json!({}))
+        .gql_full(Some(&claimed), Some("acme"), ME, json!({}))
         .await;
     assert_eq!(data["data"]["me"]["tenantId"], acme.id.to_string());
+    let res = app
+        .gql_full(Some(&claimed), Some("default"), ME, json!({}))
+        .await;
+    assert_eq!(error_of(&res).1, "FORBIDDEN");
     // An invalid tenant claim fails authentication.
     let bad = app.token_with("carol", json!({"tenant": "Bad Claim"}));
     let res = app

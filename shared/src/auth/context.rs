@@ -5,11 +5,11 @@ use std::{sync::Arc, time::Duration};
 
 use uuid::Uuid;
 
-use super::{tenant, AuthError, AuthProvider, Principal};
+use super::{tenant, AdminToken, AuthError, AuthProvider, Principal};
 use crate::{
     config::{Config, TenancyConfig},
     db::{
-        models::{tenants, users, User},
+        models::{tenant_members, tenants, users, TenantRole, TenantStatus, User},
         PgPool,
     },
     domain::text::json_has_nul,
@@ -35,19 +35,55 @@ impl AuthContext {
     }
 }
 
-/// Shared by all requests: the provider, the pool and a small cache of tenant ids by slug.
+/// A tenant as resolution sees it (cached by slug).
+#[derive(Clone, Copy, Debug)]
+struct TenantRef {
+    id: Uuid,
+    status: TenantStatus,
+}
+
+type IdentityKey = (Uuid, String, String);
+
+/// Shared by all requests: the provider, the pool and small caches of tenants, users and
+/// memberships.
 pub struct AuthService {
     provider: Arc<dyn AuthProvider>,
     pool: PgPool,
     tenancy: TenancyConfig,
     tenant_claim: Option<String>,
-    tenants: moka::future::Cache<String, Uuid>,
+    tenants: moka::future::Cache<String, TenantRef>,
     /// Provisioned users by (tenant, provider, subject): a verified token needs no query for
     /// the user while it is cached. Entries expire after 30 s so profile fills stay fresh.
-    users: moka::future::Cache<(Uuid, String, String), User>,
+    users: moka::future::Cache<IdentityKey, User>,
+    /// Tenant roles by (tenant, provider, subject), `None` for a non-member. Expire after 30 s;
+    /// changes made through this process invalidate their entry at once.
+    members: moka::future::Cache<IdentityKey, Option<TenantRole>>,
+    /// The operator's credential, when configured.
+    admin_token: Option<AdminToken>,
 }
 
 const BEARER: &str = "Bearer ";
+
+/// The bearer token of an `Authorization` header; `None` when the header is absent or empty.
+pub(super) fn bearer_token(authorization: Option<&str>) -> Result<Option<String>, AuthError> {
+    match authorization.filter(|h| !h.is_empty()) {
+        None => Ok(None),
+        // HTTP strips the trailing space of a bare "Bearer ".
+        Some("Bearer") => Err(AuthError::Unauthenticated("Empty token".into())),
+        Some(h) => {
+            let token = h.strip_prefix(BEARER).ok_or_else(|| {
+                AuthError::Unauthenticated(
+                    "Invalid authorization format. Expected: Bearer <token>".into(),
+                )
+            })?;
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(AuthError::Unauthenticated("Empty token".into()));
+            }
+            Ok(Some(token.to_string()))
+        }
+    }
+}
 
 impl AuthService {
     pub fn new(config: &Config, provider: Arc<dyn AuthProvider>, pool: PgPool) -> Self {
@@ -64,6 +100,11 @@ impl AuthService {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
+            members: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+            admin_token: AdminToken::from_config(config.tenancy.admin_token.as_ref()),
         }
     }
 
@@ -75,6 +116,10 @@ impl AuthService {
         &self.tenancy
     }
 
+    pub(super) fn admin_token(&self) -> Option<&AdminToken> {
+        self.admin_token.as_ref()
+    }
+
     /// Resolves the caller. No `Authorization` header means anonymous (or the development user
     /// with the `none` provider); a header that fails verification is an error, never anonymous.
     pub async fn resolve(
@@ -83,29 +128,20 @@ impl AuthService {
         x_tenant: Option<&str>,
     ) -> Result<AuthContext, AuthError> {
         let header_slug = tenant::header_slug(x_tenant)?;
-        let token = match authorization.filter(|h| !h.is_empty()) {
+        let token = match bearer_token(authorization)? {
+            Some(token) => Some(token),
             None => self.provider.implicit_token().map(str::to_string),
-            // HTTP strips the trailing space of a bare "Bearer ".
-            Some("Bearer") => return Err(AuthError::Unauthenticated("Empty token".into())),
-            Some(h) => {
-                let token = h.strip_prefix(BEARER).ok_or_else(|| {
-                    AuthError::Unauthenticated(
-                        "Invalid authorization format. Expected: Bearer <token>".into(),
-                    )
-                })?;
-                let token = token.trim();
-                if token.is_empty() {
-                    return Err(AuthError::Unauthenticated("Empty token".into()));
-                }
-                Some(token.to_string())
-            }
         };
 
         let Some(token) = token else {
-            let slug = self.request_slug(None, header_slug)?;
-            let tenant_id = self.tenant_id(&slug).await?;
+            // Anonymous callers may name any existing tenant: they only see public data.
+            let slug = match header_slug {
+                Some(h) if self.tenancy.multi_tenant_mode => h,
+                _ => self.tenancy.default_tenant_slug.clone(),
+            };
+            let tenant = self.usable_tenant(&slug).await?;
             return Ok(AuthContext {
-                tenant_id,
+                tenant_id: tenant.id,
                 tenant_slug: slug,
                 user: None,
                 principal: None,
@@ -114,45 +150,80 @@ impl AuthService {
 
         let principal = self.provider.verify(&token).await?;
         check_storable(&principal)?;
-        let claim_slug = if self.tenancy.multi_tenant_mode {
-            tenant::slug_from_claims(
-                &principal.claims,
-                &self.tenancy,
-                self.tenant_claim.as_deref(),
-            )?
-        } else {
-            None
-        };
-        let slug = self.request_slug(claim_slug, header_slug)?;
-        let tenant_id = self.tenant_id(&slug).await?;
-        let user = self.provision(tenant_id, &principal).await?;
+        let (slug, tenant) = self.tenant_of(&principal, header_slug).await?;
+        let user = self.provision(tenant.id, &principal).await?;
         Ok(AuthContext {
-            tenant_id,
+            tenant_id: tenant.id,
             tenant_slug: slug,
             user: Some(user),
             principal: Some(principal),
         })
     }
 
-    /// Single-tenant mode: always the default tenant. Multi-tenant mode: token claims, then
-    /// `X-Tenant`, then the default slug.
-    fn request_slug(
+    /// The tenant of a verified caller. Single-tenant mode: always the default tenant.
+    /// Multi-tenant mode: the tenant the token's claims name (the identity provider is
+    /// authoritative for it), else the default tenant; an `X-Tenant` naming another tenant is
+    /// honoured only for a member of that tenant (`tenant_members`).
+    async fn tenant_of(
         &self,
-        claim_slug: Option<String>,
+        principal: &Principal,
         header_slug: Option<String>,
-    ) -> Result<String, AuthError> {
-        if !self.tenancy.multi_tenant_mode {
-            return Ok(self.tenancy.default_tenant_slug.clone());
+    ) -> Result<(String, TenantRef), AuthError> {
+        let tenancy = &self.tenancy;
+        if !tenancy.multi_tenant_mode {
+            let slug = tenancy.default_tenant_slug.clone();
+            let tenant = self.usable_tenant(&slug).await?;
+            return Ok((slug, tenant));
         }
-        Ok(claim_slug
-            .or(header_slug)
-            .unwrap_or_else(|| self.tenancy.default_tenant_slug.clone()))
+        let claim_slug =
+            tenant::slug_from_claims(&principal.claims, tenancy, self.tenant_claim.as_deref())?;
+        if tenancy.auto_create_tenants {
+            // The original's open tenancy: claims, then the header, then the default slug.
+            let slug = claim_slug
+                .or(header_slug)
+                .unwrap_or_else(|| tenancy.default_tenant_slug.clone());
+            let tenant = self.usable_tenant(&slug).await?;
+            return Ok((slug, tenant));
+        }
+        let own = claim_slug.unwrap_or_else(|| tenancy.default_tenant_slug.clone());
+        match header_slug {
+            Some(named) if named != own => {
+                let tenant = self.tenant(&named).await?;
+                let role = self
+                    .tenant_role(tenant.id, &principal.provider, &principal.subject)
+                    .await?;
+                if role.is_none() {
+                    return Err(AuthError::Forbidden(format!(
+                        "You are not a member of tenant '{named}'"
+                    )));
+                }
+                check_active(&named, tenant)?;
+                Ok((named, tenant))
+            }
+            _ => {
+                let tenant = self.usable_tenant(&own).await?;
+                Ok((own, tenant))
+            }
+        }
+    }
+
+    /// The tenant `slug`, refused while it waits for approval.
+    async fn usable_tenant(&self, slug: &str) -> Result<TenantRef, AuthError> {
+        let tenant = self.tenant(slug).await?;
+        check_active(slug, tenant)?;
+        Ok(tenant)
     }
 
     /// The id of the tenant `slug`. Unknown tenants are refused unless auto-creation is on.
     pub async fn tenant_id(&self, slug: &str) -> Result<Uuid, AuthError> {
-        if let Some(id) = self.tenants.get(slug).await {
-            return Ok(id);
+        Ok(self.tenant(slug).await?.id)
+    }
+
+    /// The tenant `slug`. Unknown tenants are refused (400) unless auto-creation is on; the
+    /// default tenant is recreated if it went missing.
+    async fn tenant(&self, slug: &str) -> Result<TenantRef, AuthError> {
+        if let Some(tenant) = self.tenants.get(slug).await {
+            return Ok(tenant);
         }
         let mut conn = self.pool.get().await.map_err(|_| unavailable())?;
         let found = tenants::find_by_slug(&mut conn, slug)
@@ -174,8 +245,39 @@ impl AuthService {
             }
             None => return Err(AuthError::BadTenant(format!("Unknown tenant '{slug}'"))),
         };
-        self.tenants.insert(slug.to_string(), tenant.id).await;
-        Ok(tenant.id)
+        let tenant = TenantRef {
+            id: tenant.id,
+            status: tenant.status,
+        };
+        self.tenants.insert(slug.to_string(), tenant).await;
+        Ok(tenant)
+    }
+
+    /// The role of identity (`provider`, `subject`) in `tenant_id` (cached), `None` for a
+    /// non-member.
+    pub async fn tenant_role(
+        &self,
+        tenant_id: Uuid,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<TenantRole>, AuthError> {
+        let key = (tenant_id, provider.to_string(), subject.to_string());
+        if let Some(role) = self.members.get(&key).await {
+            return Ok(role);
+        }
+        let mut conn = self.pool.get().await.map_err(|_| unavailable())?;
+        let role = tenant_members::role_of(&mut conn, tenant_id, provider, subject)
+            .await
+            .map_err(|_| unavailable())?;
+        self.members.insert(key, role).await;
+        Ok(role)
+    }
+
+    /// Forgets the cached role of one identity in one tenant (after it changed).
+    pub async fn invalidate_member(&self, tenant_id: Uuid, provider: &str, subject: &str) {
+        self.members
+            .invalidate(&(tenant_id, provider.to_string(), subject.to_string()))
+            .await;
     }
 
     async fn provision(&self, tenant_id: Uuid, principal: &Principal) -> Result<User, AuthError> {
@@ -216,10 +318,12 @@ impl AuthService {
         }
     }
 
-    /// Forgets cached tenant ids (after tenants are deleted or renamed).
+    /// Forgets cached tenants, users and memberships (after tenants are deleted, renamed or
+    /// approved).
     pub fn invalidate_tenants(&self) {
         self.tenants.invalidate_all();
         self.users.invalidate_all();
+        self.members.invalidate_all();
     }
 }
 
@@ -261,6 +365,15 @@ fn check_storable(principal: &Principal) -> Result<(), AuthError> {
         }
     }
     Ok(())
+}
+
+fn check_active(slug: &str, tenant: TenantRef) -> Result<(), AuthError> {
+    match tenant.status {
+        TenantStatus::Active => Ok(()),
+        TenantStatus::PendingApproval => Err(AuthError::Forbidden(format!(
+            "Tenant '{slug}' is pending approval and cannot be used yet"
+        ))),
+    }
 }
 
 fn unavailable() -> AuthError {

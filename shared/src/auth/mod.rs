@@ -1,6 +1,7 @@
 //! Identity: token verification through an [`AuthProvider`], tenant resolution and
 //! just-in-time user provisioning, resolved once per request into an [`AuthContext`].
 
+mod admin;
 mod auth0;
 mod cache;
 mod clerk;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use admin::{AdminToken, Caller};
 pub use cache::CachedProvider;
 pub use context::{AuthContext, AuthService};
 pub use jwks::Jwks;
@@ -49,6 +51,10 @@ pub enum AuthError {
     /// 400: the request names a tenant that does not exist or is malformed.
     #[error("{0}")]
     BadTenant(String),
+    /// 403: the caller is known but may not act here (another tenant, a tenant pending
+    /// approval).
+    #[error("{0}")]
+    Forbidden(String),
     /// 503: identity could not be resolved because a dependency is down.
     #[error("{0}")]
     Unavailable(String),

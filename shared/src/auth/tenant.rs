@@ -114,9 +114,8 @@ mod tests {
     fn tenancy(multi: bool) -> TenancyConfig {
         TenancyConfig {
             multi_tenant_mode: multi,
-            default_tenant_slug: "default".into(),
-            tenant_name: "Default Tenant".into(),
             auto_create_tenants: multi,
+            ..crate::Config::default().tenancy
         }
     }
 

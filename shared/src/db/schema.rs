@@ -154,6 +154,16 @@ pub mod boards {
     }
 
     diesel::table! {
+        boards.tenant_members (tenant_id, auth_provider, auth_subject) {
+            tenant_id -> Uuid,
+            auth_provider -> Text,
+            auth_subject -> Text,
+            role -> Text,
+            created_at -> Timestamptz,
+        }
+    }
+
+    diesel::table! {
         boards.tenants (id) {
             id -> Uuid,
             #[max_length = 255]
@@ -163,6 +173,8 @@ pub mod boards {
             settings -> Jsonb,
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
+            #[max_length = 20]
+            status -> Varchar,
         }
     }
 
@@ -202,6 +214,7 @@ pub mod boards {
     diesel::joinable!(lora_models -> users (user_id));
     diesel::joinable!(provider_configs -> tenants (tenant_id));
     diesel::joinable!(tags -> tenants (tenant_id));
+    diesel::joinable!(tenant_members -> tenants (tenant_id));
     diesel::joinable!(users -> tenants (tenant_id));
 
     diesel::allow_tables_to_appear_in_same_query!(
@@ -215,6 +228,7 @@ pub mod boards {
         lora_models,
         provider_configs,
         tags,
+        tenant_members,
         tenants,
         users,
     );

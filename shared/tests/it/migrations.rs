@@ -49,6 +49,7 @@ async fn assert_original_shape(db: &TestDb) {
             "lora_models",
             "provider_configs",
             "tags",
+            "tenant_members", // ours: who may use and administer a tenant
             "tenants",
             "users",
         ])
@@ -80,6 +81,10 @@ async fn assert_original_shape(db: &TestDb) {
         "generation_tags_generation_id_fkey",
         "generation_tags_tag_id_fkey",
         "generation_tags_generation_id_tag_id_key",
+        "tenant_members_pkey",
+        "tenant_members_tenant_id_fkey",
+        "tenant_members_role_check",
+        "tenants_status_check",
     ] {
         assert!(
             constraints.contains(&expected.to_string()),
@@ -104,6 +109,7 @@ async fn assert_original_shape(db: &TestDb) {
         "idx_tags_tenant",
         "idx_generation_tags_generation",
         "idx_generation_tags_tag",
+        "idx_tenant_members_identity",
     ] {
         assert!(
             indexes.contains(&expected.to_string()),

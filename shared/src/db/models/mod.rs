@@ -7,6 +7,7 @@ pub mod generations;
 pub mod job_runs;
 pub mod outbox;
 pub mod tags;
+pub mod tenant_members;
 pub mod tenants;
 pub mod users;
 
@@ -14,5 +15,6 @@ pub use board_members::BoardMember;
 pub use boards::Board;
 pub use generations::Generation;
 pub use tags::Tag;
-pub use tenants::Tenant;
+pub use tenant_members::{TenantMember, TenantRole};
+pub use tenants::{Tenant, TenantStatus};
 pub use users::User;
