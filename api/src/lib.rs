@@ -348,6 +348,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(rest::progress::stream),
         )
         .route("/api/storage/status", web::get().to(rest::storage::status))
+        .route("/api/jobs/generations", web::post().to(rest::jobs::create))
         .route("/api/setup/status", web::get().to(rest::setup::status))
         .route("/api/setup/tenant", web::post().to(rest::setup::create))
         .route("/api/setup/tenants", web::get().to(rest::setup::list))

@@ -2,6 +2,7 @@
 //! administration.
 
 pub mod files;
+pub mod jobs;
 pub mod progress;
 pub mod setup;
 pub mod storage;

@@ -12,6 +12,7 @@ mod generations;
 mod generator_inputs;
 mod health;
 mod input_access;
+mod jobs_rest;
 mod json_scalar;
 mod limits;
 mod lineage;
