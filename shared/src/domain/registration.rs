@@ -112,7 +112,11 @@ fn checked(tenancy: &TenancyConfig, r: &Registration) -> AppResult<(String, Valu
         ));
     }
     if let Some(name) = &r.admin_name {
-        check_name("admin_name", name)?;
+        if name.chars().count() > 255 || name.contains('\0') {
+            return Err(AppError::unprocessable(
+                "admin_name must be at most 255 characters without NUL characters",
+            ));
+        }
     }
     if let Some(use_case) = &r.use_case {
         if use_case.chars().count() > MAX_USE_CASE_CHARS || use_case.contains('\0') {

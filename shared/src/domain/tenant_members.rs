@@ -61,10 +61,15 @@ async fn locked_member(
     provider: &str,
     subject: &str,
 ) -> AppResult<TenantMember> {
+    let not_member = || AppError::not_found(format!("'{subject}' is not a member of this tenant"));
+    // A subject no row can hold (from a decoded path) is nobody's.
+    if subject.contains('\0') {
+        return Err(not_member());
+    }
     tenants::lock(conn, tenant_id).await?;
     tenant_members::find(conn, tenant_id, provider, subject)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("'{subject}' is not a member of this tenant")))
+        .ok_or_else(not_member)
 }
 
 async fn keep_an_admin(
