@@ -374,6 +374,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(rest::progress::stream),
         )
         .route("/api/storage/status", web::get().to(rest::storage::status))
+        .route("/api/jobs/generations", web::post().to(rest::jobs::create))
+        .route("/api/setup/status", web::get().to(rest::setup::status))
+        .route("/api/setup/tenant", web::post().to(rest::setup::create))
+        .route("/api/setup/tenants", web::get().to(rest::setup::list))
+        .service(
+            web::resource("/api/setup/tenant/{tenant_id}")
+                .route(web::get().to(rest::setup::get))
+                .route(web::put().to(rest::setup::update))
+                .route(web::delete().to(rest::setup::delete)),
+        )
+        .route(
+            "/api/setup/tenant/{tenant_id}/approve",
+            web::post().to(rest::setup::approve),
+        )
+        .route(
+            "/api/tenants/registration/status",
+            web::get().to(rest::tenants::registration_status),
+        )
+        .route(
+            "/api/tenants/register",
+            web::post().to(rest::tenants::register),
+        )
+        .service(
+            web::resource("/api/tenants/{tenant_id}/members")
+                .route(web::get().to(rest::tenants::list_members))
+                .route(web::post().to(rest::tenants::add_member)),
+        )
+        .service(
+            web::resource("/api/tenants/{tenant_id}/members/{subject}")
+                .route(web::put().to(rest::tenants::update_member))
+                .route(web::delete().to(rest::tenants::remove_member)),
+        )
         .service(
             web::resource("/api/uploads/artifact")
                 .route(web::post().to(rest::uploads::upload))

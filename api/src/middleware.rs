@@ -68,8 +68,16 @@ pub async fn access_log(
     Ok(res)
 }
 
+/// Paths that need no `X-Tenant` in multi-tenant mode: everything outside `/graphql` and
+/// `/api/`, the setup endpoints (contract §3.10) and member administration, whose tenant is in
+/// the path.
 fn tenant_exempt(path: &str) -> bool {
-    !(path.starts_with("/graphql") || path.starts_with("/api/")) || path.starts_with("/api/setup/")
+    let members = path
+        .strip_prefix("/api/tenants/")
+        .is_some_and(|rest| rest.split('/').nth(1) == Some("members"));
+    !(path.starts_with("/graphql") || path.starts_with("/api/"))
+        || path.starts_with("/api/setup/")
+        || members
 }
 
 /// In multi-tenant mode, `/graphql` and `/api/*` need an `X-Tenant` header (contract §3.10);

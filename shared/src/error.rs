@@ -18,6 +18,9 @@ pub enum AppError {
     BadInput(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request body or path that does not have the expected shape (REST 422).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A body over its size limit (REST 413).
     #[error("{0}")]
     TooLarge(String),
@@ -46,6 +49,7 @@ impl AppError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::BadInput(_) => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
+            Self::Unprocessable(_) => "BAD_USER_INPUT",
             Self::TooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::NotImplemented(_) => "NOT_IMPLEMENTED",
             Self::RateLimited { .. } => "RATE_LIMITED",
@@ -62,6 +66,7 @@ impl AppError {
             Self::NotFound(_) => 404,
             Self::BadInput(_) => 400,
             Self::Conflict(_) => 409,
+            Self::Unprocessable(_) => 422,
             Self::TooLarge(_) => 413,
             Self::NotImplemented(_) => 501,
             Self::RateLimited { .. } => 429,
@@ -92,6 +97,14 @@ impl AppError {
 
     pub fn bad_input(msg: impl fmt::Display) -> Self {
         Self::BadInput(msg.to_string())
+    }
+
+    pub fn unprocessable(msg: impl fmt::Display) -> Self {
+        Self::Unprocessable(msg.to_string())
+    }
+
+    pub fn conflict(msg: impl fmt::Display) -> Self {
+        Self::Conflict(msg.to_string())
     }
 
     pub fn unauthenticated(msg: impl fmt::Display) -> Self {

@@ -150,25 +150,18 @@ impl Mutation {
         input: CreateGenerationInput,
     ) -> GqlResult<GenerationObj> {
         let actor = ctx.actor("create a generation")?;
-        ctx.state
-            .limits
-            .check(Limit::Generation, actor.user_id)
-            .await?;
-        let mut conn = ctx.conn().await?;
-        let generation = generation_ops::create_generation(
-            &mut conn,
+        let generation = crate::rest::jobs::submit_generation(
+            &ctx.state,
             &actor,
-            &ctx.state.generators,
             CreateGeneration {
                 board_id: input.board_id,
                 generator_name: input.generator_name,
                 artifact_type: input.artifact_type.as_db().to_string(),
                 input_params: input.input_params.into_value(),
             },
-            Some(ctx.request_id.clone()),
+            ctx.request_id.clone(),
         )
         .await?;
-        ctx.state.relay.wake();
         Ok(GenerationObj::new(generation))
     }
 

@@ -1,12 +1,20 @@
-//! REST endpoints under `/api`: progress streams and stored artifacts.
+//! REST endpoints under `/api`: progress streams, stored artifacts, uploads, jobs, and tenant
+//! administration.
 
 pub mod files;
+pub mod jobs;
 pub mod progress;
+pub mod setup;
 pub mod storage;
+pub mod tenants;
 pub mod uploads;
 
-use actix_web::{http::header, HttpRequest, HttpResponse};
-use boards_shared::{auth::AuthContext, AppError};
+use actix_web::{http::header, HttpMessage as _, HttpRequest, HttpResponse};
+use boards_shared::{
+    auth::{AuthContext, Caller},
+    db::PgConn,
+    AppError, AppResult,
+};
 use serde_json::json;
 
 use crate::state::AppState;
@@ -28,6 +36,25 @@ pub fn error_response(err: &AppError) -> HttpResponse {
     res.json(body)
 }
 
+/// [`error_response`] for a failed handler, logging an internal cause once (it never reaches
+/// the client).
+pub fn failure(state: &AppState, req: &HttpRequest, err: &AppError) -> HttpResponse {
+    let cause = match err {
+        AppError::Internal(cause) | AppError::Unavailable(_, Some(cause)) => Some(cause),
+        _ => None,
+    };
+    if let Some(cause) = cause {
+        let request_id = req
+            .extensions()
+            .get::<crate::middleware::RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        slog::error!(state.logger, "request failed";
+            "path" => req.path(), "error" => format!("{cause:#}"), "request_id" => request_id);
+    }
+    error_response(err)
+}
+
 /// Strict resolution: a refused token or an anonymous caller is an error response.
 pub async fn current_user(
     state: &AppState,
@@ -42,4 +69,52 @@ pub async fn current_user(
         )));
     }
     Ok(auth)
+}
+
+/// The caller of an administration endpoint: the operator (admin token) or a verified
+/// identity; no credentials, or bad ones, are 401.
+pub async fn admin_caller(state: &AppState, req: &HttpRequest) -> Result<Caller, HttpResponse> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state
+        .auth
+        .admin_caller(authorization)
+        .await
+        .map_err(|e| error_response(&AppError::from(e)))
+}
+
+/// Runs `op` for an administration caller; every failure is a JSON error response.
+pub async fn as_admin<F>(state: &AppState, req: &HttpRequest, op: F) -> HttpResponse
+where
+    F: AsyncFnOnce(&mut PgConn<'_>, Caller) -> AppResult<HttpResponse>,
+{
+    let caller = match admin_caller(state, req).await {
+        Ok(c) => c,
+        Err(res) => return res,
+    };
+    let result = async {
+        let mut conn = state.pool.get().await?;
+        op(&mut conn, caller).await
+    }
+    .await;
+    result.unwrap_or_else(|e| failure(state, req, &e))
+}
+
+/// A path id that must be a UUID (422 otherwise, as the original's path validation).
+pub fn path_uuid(value: &str, name: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(value).map_err(|_| {
+        AppError::unprocessable(format!(
+            "{name} must be a UUID (got '{}')",
+            value.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+/// A JSON body of type `T`; a body that is not JSON or lacks required fields is 422 with
+/// serde's description of what is wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::unprocessable(format!("Invalid request body: {e}")))
 }

@@ -347,7 +347,7 @@ pub mod fixtures {
         .await
     }
 
-    async fn count(app: &TestApp, query: &str) -> i64 {
+    pub async fn count(app: &TestApp, query: &str) -> i64 {
         #[derive(diesel::QueryableByName)]
         struct N {
             #[diesel(sql_type = diesel::sql_types::BigInt)]

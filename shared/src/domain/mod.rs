@@ -9,7 +9,10 @@ pub mod inputs;
 pub mod lineage;
 pub mod members;
 pub mod paging;
+pub mod registration;
 pub mod tags;
+pub mod tenant_members;
+pub mod tenants;
 pub mod text;
 pub mod uploads;
 
