@@ -1,15 +1,22 @@
-//! The access-control matrix of contract §0.4: every board and member query and mutation for
-//! the owner, each member role, a stranger of the same tenant, a user of another tenant and an
-//! anonymous caller (multi-tenant mode, so "another tenant" is real).
+//! The access-control matrix of contract §0.4: every board and member query and mutation, and
+//! the REST endpoints (progress stream, uploads, jobs, tenant administration), for the owner,
+//! each member role, a stranger of the same tenant, a user of another tenant, an anonymous
+//! caller and a refused token (multi-tenant mode, so "another tenant" is real).
 
 use std::collections::HashMap;
 
 use boards_shared::db::models::tenants;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::{
+    jobs_rest,
     members::{ADD, REMOVE, SET_ROLE},
-    util::{Options, TestApp, TestUser},
+    tenants::{add_member, rest, ADMIN_TOKEN},
+    util::{
+        matrix::{self, BAD_TOKEN},
+        Options, TestApp, TestUser,
+    },
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -36,14 +43,6 @@ const EVERYONE: [Who; 8] = [
     Who::BadToken,
 ];
 
-/// A well-formed token signed with a secret the API does not know.
-const BAD_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJib2FyZHMiLCJhdWQiOiJib2FyZHMtYXBpIiwic3ViIjoib3duZXIiLCJleHAiOjQxMDI0NDQ4MDB9.ZmFrZS1zaWduYXR1cmUtZmFrZS1zaWduYXR1cmUtZmFrZQ";
-
-thread_local! {
-    /// Cells of the matrix checked by the test running on this thread.
-    static CELLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
     Allowed,
@@ -63,8 +62,8 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let app =
-            TestApp::spawn_with(Options::default().env("BOARDS_MULTI_TENANT_MODE", "true")).await;
+        // With an admin token, for the tenant administration rows.
+        let app = crate::tenants::multi_tenant(Options::default()).await;
         let mut conn = app.db.connect().await.unwrap();
         tenants::ensure(&mut conn, "other", "Other").await.unwrap();
         let mut users = HashMap::new();
@@ -167,11 +166,7 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        let cells = CELLS.with(|c| c.replace(0));
-        println!(
-            "access matrix: {cells} cells checked ({} callers incl. owner, viewer, editor, admin, non-member, other tenant, anonymous, bad token)",
-            EVERYONE.len()
-        );
+        matrix::report();
     }
 }
 
@@ -185,7 +180,7 @@ fn gate(who: Who, expected: Outcome) -> Outcome {
 }
 
 fn outcome(res: &Value, field: &str) -> Outcome {
-    CELLS.with(|c| c.set(c.get() + 1));
+    matrix::count(1);
     match res.get("errors") {
         Some(errors) => Denied(
             match errors[0]["extensions"]["code"].as_str().unwrap_or("") {
@@ -488,5 +483,191 @@ async fn rest_progress_stream_and_upload() {
         assert_eq!(upload, expected_upload, "REST upload {who:?}");
         cells += 2;
     }
-    CELLS.with(|c| c.set(c.get() + cells));
+    matrix::count(cells);
+}
+
+/// The job API (`POST /api/jobs/generations`, the checks of `createGeneration`) and tenant
+/// administration (`/api/tenants/{id}/members`, `/api/setup/tenant[s]`): the owner administers
+/// `default`, the outsider `other`; nobody else administers anything.
+#[tokio::test]
+async fn rest_jobs_and_tenant_administration() {
+    let w = World::new().await;
+    let (private, _) = w.board(false, 0).await;
+    let (public, _) = w.board(true, 1).await;
+    let mut conn = w.app.db.connect().await.unwrap();
+    let mut tenant_id = async |slug: &str| {
+        tenants::find_by_slug(&mut conn, slug)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .to_string()
+    };
+    let default_id = tenant_id("default").await;
+    let other_id = tenant_id("other").await;
+    add_member(&w.app, &default_id, "owner", "admin").await;
+    add_member(&w.app, &other_id, "outsider", "admin").await;
+
+    let mut cells = 0;
+    for who in EVERYONE {
+        let token = match who {
+            Who::BadToken => Some(BAD_TOKEN.to_string()),
+            _ => w.users.get(&who).map(|u| u.token.clone()),
+        };
+        let token = token.as_deref();
+        let signed_out = matches!(who, Who::Anonymous | Who::BadToken);
+
+        for (board, is_public) in [(&private, false), (&public, true)] {
+            let body = jobs_rest::body(board, "local-text", "text", json!({"prompt": "hi"}));
+            let (status, res) = rest(
+                &w.app,
+                Method::POST,
+                "/api/jobs/generations",
+                token,
+                Some(World::tenant(who)),
+                Some(body),
+            )
+            .await;
+            let expected = match who {
+                _ if signed_out => 401,
+                Who::Owner | Who::Editor | Who::Admin => 200,
+                Who::Viewer => 403,
+                _ if is_public => 403,
+                _ => 404,
+            };
+            assert_eq!(status, expected, "jobs public={is_public} {who:?}: {res}");
+            if status == 200 {
+                let id = res["generation_id"].as_str().unwrap();
+                let owner = w
+                    .as_(
+                        Who::Owner,
+                        "query($id: UUID!) { generation(id: $id) { userId boardId } }",
+                        json!({"id": id}),
+                    )
+                    .await;
+                assert_eq!(
+                    owner["data"]["generation"],
+                    json!({"userId": w.users[&who].id, "boardId": board}),
+                    "{who:?}"
+                );
+            }
+            cells += 1;
+        }
+
+        for (tenant, admin) in [(&default_id, Who::Owner), (&other_id, Who::OtherTenant)] {
+            let expected = if signed_out {
+                401
+            } else if who == admin {
+                200
+            } else {
+                403
+            };
+            for path in [
+                format!("/api/tenants/{tenant}/members"),
+                format!("/api/setup/tenant/{tenant}"),
+            ] {
+                let (status, res) = rest(&w.app, Method::GET, &path, token, None, None).await;
+                assert_eq!(status, expected, "GET {path} {who:?}: {res}");
+                cells += 1;
+            }
+            // Writes: a member added (201 for the admin), the tenant renamed to itself.
+            let (status, res) = rest(
+                &w.app,
+                Method::POST,
+                &format!("/api/tenants/{tenant}/members"),
+                token,
+                None,
+                Some(json!({"auth_subject": format!("added-by-{who:?}"), "role": "member"})),
+            )
+            .await;
+            let created = if expected == 200 { 201 } else { expected };
+            assert_eq!(status, created, "add member to {tenant} {who:?}: {res}");
+            let (status, res) = rest(
+                &w.app,
+                Method::PUT,
+                &format!("/api/setup/tenant/{tenant}"),
+                token,
+                None,
+                Some(json!({"name": format!("renamed by {who:?}")})),
+            )
+            .await;
+            assert_eq!(status, expected, "rename {tenant} {who:?}: {res}");
+            cells += 2;
+        }
+
+        // The tenants a caller administers; creating one needs the admin token.
+        let (status, res) =
+            rest(&w.app, Method::GET, "/api/setup/tenants", token, None, None).await;
+        let listed: Vec<&str> = if signed_out {
+            assert_eq!(status, 401, "{who:?}: {res}");
+            vec![]
+        } else {
+            assert_eq!(status, 200, "{who:?}: {res}");
+            res["tenants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["slug"].as_str().unwrap())
+                .collect()
+        };
+        let expected: Vec<&str> = match who {
+            Who::Owner => vec!["default"],
+            Who::OtherTenant => vec!["other"],
+            _ => vec![],
+        };
+        assert_eq!(listed, expected, "{who:?}");
+        let (status, res) = rest(
+            &w.app,
+            Method::POST,
+            "/api/setup/tenant",
+            token,
+            None,
+            Some(json!({"name": "Mine", "slug": format!("mine-{who:?}").to_lowercase()})),
+        )
+        .await;
+        assert_eq!(status, if signed_out { 401 } else { 403 }, "{who:?}: {res}");
+        cells += 2;
+    }
+    matrix::count(cells);
+
+    // Only the admins' writes landed.
+    let app = &w.app;
+    let members = |tenant: String| async move {
+        let (_, res) = rest(
+            app,
+            Method::GET,
+            &format!("/api/tenants/{tenant}/members"),
+            Some(ADMIN_TOKEN),
+            None,
+            None,
+        )
+        .await;
+        let mut subjects: Vec<String> = res["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["auth_subject"].as_str().unwrap().to_string())
+            .collect();
+        subjects.sort();
+        subjects
+    };
+    assert_eq!(
+        members(default_id.clone()).await,
+        ["added-by-Owner", "owner"]
+    );
+    assert_eq!(
+        members(other_id.clone()).await,
+        ["added-by-OtherTenant", "outsider"]
+    );
+    let mut conn = w.app.db.connect().await.unwrap();
+    for (slug, name) in [
+        ("default", "renamed by Owner"),
+        ("other", "renamed by OtherTenant"),
+    ] {
+        let t = tenants::find_by_slug(&mut conn, slug)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.name, name);
+    }
 }

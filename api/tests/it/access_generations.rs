@@ -1,6 +1,7 @@
 //! The access-control matrix of contract §0.4 for generations, lineage and tags: every read and
 //! mutation for the owner, each member role, a stranger of the same tenant, a user of another
-//! tenant and an anonymous caller (multi-tenant mode, so "another tenant" is real).
+//! tenant, an anonymous caller and a refused token (multi-tenant mode, so "another tenant" is
+//! real).
 
 use std::collections::HashMap;
 
@@ -9,7 +10,12 @@ use serde_json::{json, Value};
 
 use crate::{
     members::ADD,
-    util::{error_of, fixtures, fixtures::GenerationFixture, Options, TestApp, TestUser},
+    util::{
+        error_of, fixtures,
+        fixtures::GenerationFixture,
+        matrix::{self, BAD_TOKEN},
+        Options, TestApp, TestUser,
+    },
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -21,9 +27,11 @@ enum Who {
     Stranger,
     OtherTenant,
     Anonymous,
+    /// A token that fails verification (signed with another secret).
+    BadToken,
 }
 
-const EVERYONE: [Who; 7] = [
+const EVERYONE: [Who; 8] = [
     Who::Owner,
     Who::Viewer,
     Who::Editor,
@@ -31,6 +39,7 @@ const EVERYONE: [Who; 7] = [
     Who::Stranger,
     Who::OtherTenant,
     Who::Anonymous,
+    Who::BadToken,
 ];
 
 /// Owner and members of any role: the readers of a private board.
@@ -38,7 +47,7 @@ const READERS: [Who; 4] = [Who::Owner, Who::Viewer, Who::Editor, Who::Admin];
 /// Owner, editor and admin: who may edit a board's content.
 const EDITORS: [Who; 3] = [Who::Owner, Who::Editor, Who::Admin];
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Outcome {
     Allowed,
     /// A read that comes back empty (null / empty list) without an error.
@@ -62,6 +71,7 @@ fn not_found(message: &str) -> Outcome {
 }
 
 fn outcome(res: &Value, field: &str) -> Outcome {
+    matrix::count(1);
     match res.get("errors") {
         Some(errors) => {
             let code = match errors[0]["extensions"]["code"].as_str().unwrap_or("") {
@@ -95,6 +105,36 @@ fn anonymous_refused(res: &Value) -> Outcome {
     out
 }
 
+/// A refused token is `UNAUTHENTICATED` ("Invalid token…") whatever it asks.
+fn bad_token_refused(res: &Value) -> Outcome {
+    let out = unauthenticated(res);
+    assert!(error_of(res).0.starts_with("Invalid token"), "{res}");
+    assert!(res["data"].is_null(), "{res}");
+    out
+}
+
+/// Whether `who` presents a valid token.
+fn signed_in(who: Who) -> bool {
+    !matches!(who, Who::Anonymous | Who::BadToken)
+}
+
+/// What a caller without a valid token gets from a mutation.
+fn refused(who: Who, res: &Value) -> Outcome {
+    match who {
+        Who::BadToken => bad_token_refused(res),
+        _ => anonymous_refused(res),
+    }
+}
+
+/// A read's expected outcome, except for a refused token, which is refused.
+fn gate(who: Who, res: &Value, expected: &Outcome) -> Outcome {
+    if who == Who::BadToken {
+        bad_token_refused(res)
+    } else {
+        expected.clone()
+    }
+}
+
 fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap_or_else(|| panic!("not a list: {list}"))
@@ -106,6 +146,12 @@ fn ids(list: &Value) -> Vec<String> {
 struct World {
     app: TestApp,
     users: HashMap<Who, TestUser>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        matrix::report();
+    }
 }
 
 impl World {
@@ -149,7 +195,10 @@ impl World {
     }
 
     async fn as_(&self, who: Who, query: &str, vars: Value) -> Value {
-        let token = self.users.get(&who).map(|u| u.token.as_str());
+        let token = match who {
+            Who::BadToken => Some(BAD_TOKEN),
+            _ => self.users.get(&who).map(|u| u.token.as_str()),
+        };
         self.app
             .gql_full(token, Some(Self::tenant(who)), query, vars)
             .await
@@ -274,7 +323,7 @@ async fn generations_and_lineage_of_a_private_board_are_read_by_its_readers_only
         let res = w.as_(who, GENERATION, json!({"id": b})).await;
         assert_eq!(
             outcome(&res, "generation"),
-            expected,
+            gate(who, &res, &expected),
             "generation {who:?}: {res}"
         );
         if reader {
@@ -297,7 +346,7 @@ async fn generations_and_lineage_of_a_private_board_are_read_by_its_readers_only
         let res = w.as_(who, DESCENDANTS, json!({"id": a})).await;
         assert_eq!(
             outcome(&res, "generation"),
-            expected,
+            gate(who, &res, &expected),
             "descendants {who:?}: {res}"
         );
         if reader {
@@ -317,7 +366,7 @@ async fn generations_and_lineage_of_a_private_board_are_read_by_its_readers_only
             let res = w.as_(who, q, vars.clone()).await;
             assert_eq!(
                 outcome(&res, name),
-                expected,
+                gate(who, &res, &expected),
                 "{name} {vars} {who:?}: {res}"
             );
             if reader {
@@ -328,7 +377,7 @@ async fn generations_and_lineage_of_a_private_board_are_read_by_its_readers_only
         let res = w.as_(who, BOARD_LIST, json!({"b": board})).await;
         assert_eq!(
             outcome(&res, "board"),
-            expected,
+            gate(who, &res, &expected),
             "Board.generations {who:?}: {res}"
         );
         if reader {
@@ -353,6 +402,20 @@ async fn generations_of_a_public_board_are_read_by_everyone_but_lineage_stays_in
         .await;
     let both = vec![b.clone(), a.clone()];
     for who in EVERYONE {
+        if who == Who::BadToken {
+            // Public reads need no token, but a refused one is not read as "none".
+            for (q, vars) in [
+                (GENERATION, json!({"id": b})),
+                (DESCENDANTS, json!({"id": a})),
+                (RECENT, json!({"b": board})),
+                (ROOT_LIST, json!({"b": board})),
+                (BOARD_LIST, json!({"b": board})),
+            ] {
+                let res = w.as_(who, q, vars).await;
+                assert_eq!(outcome(&res, ""), bad_token_refused(&res), "{q}");
+            }
+            continue;
+        }
         // Ancestry and descendants follow the caller's tenant (anonymous: X-Tenant).
         let same_tenant = who != Who::OtherTenant;
 
@@ -394,6 +457,7 @@ async fn generations_of_a_public_board_are_read_by_everyone_but_lineage_stays_in
             if who == Who::Anonymous {
                 assert_eq!(outcome(&res, "recentGenerations"), Hidden, "{vars}: {res}");
             } else {
+                matrix::count(1);
                 assert_eq!(
                     ids(&res["data"]["recentGenerations"]),
                     both,
@@ -403,6 +467,7 @@ async fn generations_of_a_public_board_are_read_by_everyone_but_lineage_stays_in
         }
         // A public board's generations are readable by anyone, as through Board.generations.
         let res = w.as_(who, ROOT_LIST, json!({"b": board})).await;
+        matrix::count(2);
         assert_eq!(
             ids(&res["data"]["generations"]),
             both,
@@ -433,8 +498,22 @@ async fn tags_are_read_within_the_callers_tenant_only() {
 
     let tag = "query($id: UUID!) { tag(id: $id) { id } }";
     let by_slug = "query($s: String!) { tagBySlug(slug: $s) { id } }";
+    let tagged = "query($id: UUID!) { generation(id: $id) { tags { id } } }";
     for who in EVERYONE {
+        if who == Who::BadToken {
+            for (q, vars) in [
+                ("{ tags { id } }", json!({})),
+                (tag, json!({"id": ours})),
+                (by_slug, json!({"s": "red"})),
+                (tagged, json!({"id": g})),
+            ] {
+                let res = w.as_(who, q, vars).await;
+                assert_eq!(outcome(&res, ""), bad_token_refused(&res), "{q}");
+            }
+            continue;
+        }
         let list = w.ok(who, "{ tags { id } }", json!({})).await;
+        matrix::count(1);
         let expected: Vec<String> = match who {
             Who::Anonymous => vec![],
             Who::OtherTenant => vec![theirs.clone(), theirs_shared.clone()],
@@ -460,23 +539,21 @@ async fn tags_are_read_within_the_callers_tenant_only() {
                 _ => ours_id,
             };
             match expected {
-                Some(id) => assert_eq!(
-                    res["data"]["tagBySlug"]["id"],
-                    id.as_str(),
-                    "{slug} {who:?}: {res}"
-                ),
+                Some(id) => {
+                    matrix::count(1);
+                    assert_eq!(
+                        res["data"]["tagBySlug"]["id"],
+                        id.as_str(),
+                        "{slug} {who:?}: {res}"
+                    )
+                }
                 None => assert_eq!(outcome(&res, "tagBySlug"), Hidden, "{slug} {who:?}: {res}"),
             }
         }
 
         // Generation.tags has no tenant check of its own: whoever reads the generation sees them.
-        let res = w
-            .ok(
-                who,
-                "query($id: UUID!) { generation(id: $id) { tags { id } } }",
-                json!({"id": g}),
-            )
-            .await;
+        let res = w.ok(who, tagged, json!({"id": g})).await;
+        matrix::count(1);
         assert_eq!(
             ids(&res["generation"]["tags"]),
             vec![ours.clone()],
@@ -494,8 +571,8 @@ async fn create_generation_needs_edit_rights() {
             let res = w.as_(who, CREATE_GEN, create_vars(&board)).await;
             let expected = if EDITORS.contains(&who) {
                 Allowed
-            } else if who == Who::Anonymous {
-                anonymous_refused(&res)
+            } else if !signed_in(who) {
+                refused(who, &res)
             } else if !public && !READERS.contains(&who) {
                 not_found("Board not found")
             } else {
@@ -529,8 +606,8 @@ async fn regenerate_and_retry_generation_need_edit_rights() {
                 let res = w.as_(who, &q, json!({"id": original})).await;
                 let expected = if EDITORS.contains(&who) {
                     Allowed
-                } else if who == Who::Anonymous {
-                    anonymous_refused(&res)
+                } else if !signed_in(who) {
+                    refused(who, &res)
                 } else if !public && !READERS.contains(&who) {
                     not_found("Original generation not found")
                 } else {
@@ -586,13 +663,13 @@ async fn cancel_generation_is_for_the_owner_or_the_editor_who_made_it() {
         let board = w.board(public).await;
         for who in EVERYONE {
             let mut cases = vec![(Who::Owner, w.create_pending(Who::Owner, &board).await)];
-            if who != Who::Anonymous && who != Who::Owner {
+            if signed_in(who) && who != Who::Owner {
                 cases.push((who, own_generation(&w, who, &board, "pending").await));
             }
             for (creator, id) in cases {
                 let res = w.as_(who, q, json!({"id": id})).await;
-                let expected = if who == Who::Anonymous {
-                    anonymous_refused(&res)
+                let expected = if !signed_in(who) {
+                    refused(who, &res)
                 } else {
                     manage_expectation(who, creator, "cancel", public)
                 };
@@ -623,13 +700,13 @@ async fn delete_generation_is_for_the_owner_or_the_editor_who_made_it() {
                 Who::Owner,
                 w.fixture(Who::Owner, &board, "completed", json!([])).await,
             )];
-            if who != Who::Anonymous && who != Who::Owner {
+            if signed_in(who) && who != Who::Owner {
                 cases.push((who, own_generation(&w, who, &board, "completed").await));
             }
             for (creator, id) in cases {
                 let res = w.as_(who, q, json!({"id": id})).await;
-                let expected = if who == Who::Anonymous {
-                    anonymous_refused(&res)
+                let expected = if !signed_in(who) {
+                    refused(who, &res)
                 } else {
                     manage_expectation(who, creator, "delete", public)
                 };
@@ -654,8 +731,8 @@ async fn any_authenticated_user_creates_tags_in_their_own_tenant() {
     for who in EVERYONE {
         let name = format!("{who:?} tag");
         let res = w.as_(who, CREATE_TAG, json!({"i": {"name": name}})).await;
-        if who == Who::Anonymous {
-            assert_eq!(outcome(&res, "createTag"), anonymous_refused(&res), "{res}");
+        if !signed_in(who) {
+            assert_eq!(outcome(&res, "createTag"), refused(who, &res), "{res}");
             continue;
         }
         assert_eq!(outcome(&res, "createTag"), Allowed, "{who:?}: {res}");
@@ -705,8 +782,8 @@ async fn update_tag_is_for_any_user_of_the_tags_tenant() {
                     json!({"i": {"id": id, "name": format!("renamed by {who:?}")}}),
                 )
                 .await;
-            let expected = if who == Who::Anonymous {
-                anonymous_refused(&res)
+            let expected = if !signed_in(who) {
+                refused(who, &res)
             } else {
                 tag_expectation(who, home)
             };
@@ -739,8 +816,8 @@ async fn delete_tag_is_for_any_user_of_the_tags_tenant() {
         for (owner, home) in [(Who::Owner, "default"), (Who::OtherTenant, "other")] {
             let id = w.tag(owner, &format!("{who:?} {home}")).await;
             let res = w.as_(who, DELETE_TAG, json!({"id": id})).await;
-            let expected = if who == Who::Anonymous {
-                anonymous_refused(&res)
+            let expected = if !signed_in(who) {
+                refused(who, &res)
             } else {
                 tag_expectation(who, home)
             };
@@ -792,8 +869,8 @@ async fn add_tag_to_generation_needs_the_tenant_read_access_and_edit_rights() {
             };
             let tag = w.tag(owner, &format!("{who:?} {public}")).await;
             let res = w.as_(who, ADD_TAG, json!({"g": g, "t": tag})).await;
-            let expected = if who == Who::Anonymous {
-                anonymous_refused(&res)
+            let expected = if !signed_in(who) {
+                refused(who, &res)
             } else {
                 tagging_expectation(who, public)
             };
@@ -818,8 +895,8 @@ async fn remove_tag_from_generation_needs_the_tenant_read_access_and_edit_rights
         for who in EVERYONE {
             w.ok(Who::Owner, ADD_TAG, json!({"g": g, "t": tag})).await;
             let res = w.as_(who, REMOVE_TAG, json!({"g": g, "t": tag})).await;
-            let expected = if who == Who::Anonymous {
-                anonymous_refused(&res)
+            let expected = if !signed_in(who) {
+                refused(who, &res)
             } else {
                 tagging_expectation(who, public)
             };

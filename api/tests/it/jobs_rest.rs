@@ -17,7 +17,8 @@ use crate::{
 
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
 
-fn body(board: &str, generator: &str, kind: &str, params: Value) -> Value {
+/// A request body of `POST /api/jobs/generations` (the ignored ids are the nil UUID).
+pub fn body(board: &str, generator: &str, kind: &str, params: Value) -> Value {
     json!({
         "tenant_id": NIL, "user_id": NIL, "board_id": board,
         "generator_name": generator, "artifact_type": kind, "input_params": params,

@@ -255,6 +255,34 @@ pub fn error_of(res: &Value) -> (String, String) {
     )
 }
 
+/// Book-keeping shared by the access-matrix tests (`access`, `access_generations`).
+pub mod matrix {
+    use std::cell::Cell;
+
+    /// A well-formed HS256 token signed with a secret the API does not know.
+    pub const BAD_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJib2FyZHMiLCJhdWQiOiJib2FyZHMtYXBpIiwic3ViIjoib3duZXIiLCJleHAiOjQxMDI0NDQ4MDB9.ZmFrZS1zaWduYXR1cmUtZmFrZS1zaWduYXR1cmUtZmFrZQ";
+
+    /// The callers of every matrix, in the order printed.
+    pub const CALLERS: &str =
+        "owner, viewer, editor, admin, non-member, other tenant, anonymous, bad token";
+
+    thread_local! {
+        /// Cells checked by the test running on this thread (tokio tests run on one thread).
+        static CELLS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Counts `n` checked cells (caller × operation × case).
+    pub fn count(n: usize) {
+        CELLS.with(|c| c.set(c.get() + n));
+    }
+
+    /// Prints and resets this test's count; called when a matrix world is dropped.
+    pub fn report() {
+        let cells = CELLS.with(|c| c.replace(0));
+        println!("access matrix: {cells} cells checked (callers: {CALLERS})");
+    }
+}
+
 /// Fixtures written straight to the database (states no API call produces yet).
 pub mod fixtures {
     use diesel_async::RunQueryDsl;
