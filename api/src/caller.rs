@@ -16,20 +16,44 @@ use crate::state::AppState;
 /// connection has no IP peer.
 pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let values = |name: &str| -> Vec<&str> {
+    // Every header line counts, readable or not: dropping a line with a non-ASCII byte would
+    // drop the address a proxy appended to it and let the client's own header speak instead.
+    // Unreadable bytes become U+FFFD, which is no address and ends the walk there.
+    let values = |name: &str| -> Vec<String> {
         req.headers()
             .get_all(name)
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect()
     };
-    Some(trusted.client_ip(peer, &values("x-forwarded-for"), &values("forwarded")))
+    let (forwarded_for, forwarded) = (values("x-forwarded-for"), values("forwarded"));
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    Some(trusted.client_ip(peer, &refs(&forwarded_for), &refs(&forwarded)))
 }
 
-/// Resolves the caller from `Authorization` and `X-Tenant`. A request that carries credentials
-/// from an address with too many refused credentials is refused (`RATE_LIMITED`) before its
-/// token is verified; a refused token counts against its address.
+/// Resolves the caller from `Authorization` and `X-Tenant`, behind the failed-authentication
+/// limit ([`guarded`]).
 pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<AuthContext, AppError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    guarded(
+        state,
+        req,
+        state
+            .auth
+            .resolve(header("authorization"), header("x-tenant")),
+    )
+    .await
+}
+
+/// Runs `verify` (any check of the request's credentials) behind the failed-authentication
+/// limit: a request that carries credentials from an address with too many refused ones is
+/// refused (`RATE_LIMITED`) before they are verified, and a refusal counts against its address.
+pub async fn guarded<T>(
+    state: &AppState,
+    req: &HttpRequest,
+    verify: impl std::future::Future<Output = Result<T, AuthError>>,
+) -> Result<T, AppError> {
     let carries_credentials = req
         .headers()
         .get("authorization")
@@ -43,12 +67,8 @@ pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<AuthCon
     if let Some(address) = &address {
         state.limits.guard(Limit::AuthFailure, address).await?;
     }
-    match state
-        .auth
-        .resolve(header("authorization"), header("x-tenant"))
-        .await
-    {
-        Ok(auth) => Ok(auth),
+    match verify.await {
+        Ok(verified) => Ok(verified),
         Err(e) => {
             if let (AuthError::Unauthenticated(_), Some(address)) = (&e, &address) {
                 state.limits.record(Limit::AuthFailure, address).await;

@@ -29,9 +29,13 @@ pub fn with_database(url: &str, db: &str) -> String {
 }
 
 /// A name that changes whenever the migrations change, so stale templates are never reused.
+/// The migrations this binary embeds count as well as the files on disk: a binary built before
+/// a migration was added (a benchmark, another checkout's build) must not make a template under
+/// the name the current files give, without that migration.
 fn template_name() -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    crate::db::migration_names().hash(&mut h);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let mut files: Vec<_> = walk(&dir);
     files.sort();

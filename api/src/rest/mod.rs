@@ -72,17 +72,15 @@ pub async fn current_user(
 }
 
 /// The caller of an administration endpoint: the operator (admin token) or a verified
-/// identity; no credentials, or bad ones, are 401.
+/// identity; no credentials, or bad ones, are 401 (and count as failed authentications).
 pub async fn admin_caller(state: &AppState, req: &HttpRequest) -> Result<Caller, HttpResponse> {
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state
-        .auth
-        .admin_caller(authorization)
+    crate::caller::guarded(state, req, state.auth.admin_caller(authorization))
         .await
-        .map_err(|e| error_response(&AppError::from(e)))
+        .map_err(|e| error_response(&e))
 }
 
 /// Runs `op` for an administration caller; every failure is a JSON error response.
@@ -100,6 +98,11 @@ where
     }
     .await;
     result.unwrap_or_else(|e| failure(state, req, &e))
+}
+
+/// `{}`: the serde default of optional JSON-object fields of request bodies.
+pub fn empty_object() -> serde_json::Value {
+    json!({})
 }
 
 /// A path id that must be a UUID (422 otherwise, as the original's path validation).

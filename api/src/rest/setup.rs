@@ -72,16 +72,12 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
 struct CreateBody {
     name: String,
     slug: String,
-    #[serde(default = "empty_object")]
+    #[serde(default = "super::empty_object")]
     settings: Value,
     /// Accepted for compatibility; there is no sample data to create.
     #[serde(default)]
     #[allow(dead_code)]
     include_sample_data: bool,
-}
-
-fn empty_object() -> Value {
-    json!({})
 }
 
 /// `POST /api/setup/tenant`: ensures a tenant by slug (admin token only); an existing tenant is
@@ -151,6 +147,7 @@ pub async fn update(
     body: web::Bytes,
 ) -> HttpResponse {
     let auth = state.auth.clone();
+    let tenancy = state.config.tenancy.clone();
     as_admin(&state, &req, async |conn, caller| {
         let id = path_uuid(&path, "tenant_id")?;
         let body: UpdateBody = json_body(&body)?;
@@ -159,7 +156,7 @@ pub async fn update(
             slug: body.slug,
             settings: body.settings,
         };
-        let tenant = tenants::update(conn, &caller, id, changes).await?;
+        let tenant = tenants::update(conn, &caller, &tenancy, id, changes).await?;
         // A renamed slug must stop resolving to this tenant at once.
         auth.invalidate_tenants();
         Ok(HttpResponse::Ok().json(tenant_json(&tenant)))

@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use boards_shared::{
-    db::models::{TenantMember, TenantRole, TenantStatus},
+    db::models::{tenant_members::MemberKey, TenantMember, TenantRole, TenantStatus},
     domain::{
         registration::{self, Registration},
         tenant_members,
@@ -37,16 +37,12 @@ struct RegisterBody {
     admin_name: Option<String>,
     use_case: Option<String>,
     organization_size: Option<String>,
-    #[serde(default = "empty_object")]
+    #[serde(default = "super::empty_object")]
     metadata: Value,
     /// Accepted for compatibility; there is no sample data to create.
     #[serde(default)]
     #[allow(dead_code)]
     include_sample_data: Option<bool>,
-}
-
-fn empty_object() -> Value {
-    json!({})
 }
 
 /// `POST /api/tenants/register`: creates a tenant with the caller as its admin.
@@ -59,14 +55,9 @@ pub async fn register(
     if let Err(e) = registration::ensure_enabled(tenancy) {
         return error_response(&e);
     }
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let auth = match state
-        .auth
-        .resolve(header("authorization"), header("x-tenant"))
-        .await
-    {
+    let auth = match crate::caller::authenticate(&state, &req).await {
         Ok(auth) => auth,
-        Err(e) => return failure(&state, &req, &AppError::from(e)),
+        Err(e) => return failure(&state, &req, &e),
     };
     let (Some(user_id), Some(principal)) = (auth.user_id(), auth.principal.as_ref()) else {
         return error_response(&AppError::unauthenticated(
@@ -89,7 +80,11 @@ pub async fn register(
             registration::register(&mut conn, tenancy, principal, user_id, registration).await?;
         state
             .auth
-            .invalidate_member(tenant.id, &principal.provider, &principal.subject)
+            .invalidate_member(MemberKey::new(
+                tenant.id,
+                &principal.provider,
+                &principal.subject,
+            ))
             .await;
         Ok::<_, AppError>(tenant)
     }
@@ -179,12 +174,9 @@ pub async fn add_member(
         let tenant_id = path_uuid(&path, "tenant_id")?;
         let body: AddBody = json_body(&body)?;
         let role = role(&body.role)?;
-        let provider = auth.provider().name();
-        let member =
-            tenant_members::add(conn, &caller, tenant_id, provider, &body.auth_subject, role)
-                .await?;
-        auth.invalidate_member(tenant_id, provider, &member.auth_subject)
-            .await;
+        let key = MemberKey::new(tenant_id, auth.provider().name(), &body.auth_subject);
+        let member = tenant_members::add(conn, &caller, key, role).await?;
+        auth.invalidate_member(key).await;
         Ok(HttpResponse::Created().json(member_json(&member)))
     })
     .await
@@ -207,10 +199,9 @@ pub async fn update_member(
         let tenant_id = path_uuid(&path.0, "tenant_id")?;
         let body: RoleBody = json_body(&body)?;
         let role = role(&body.role)?;
-        let provider = auth.provider().name();
-        let member =
-            tenant_members::set_role(conn, &caller, tenant_id, provider, &path.1, role).await?;
-        auth.invalidate_member(tenant_id, provider, &path.1).await;
+        let key = MemberKey::new(tenant_id, auth.provider().name(), &path.1);
+        let member = tenant_members::set_role(conn, &caller, key, role).await?;
+        auth.invalidate_member(key).await;
         Ok(HttpResponse::Ok().json(member_json(&member)))
     })
     .await
@@ -225,9 +216,9 @@ pub async fn remove_member(
     let auth = state.auth.clone();
     as_admin(&state, &req, async |conn, caller| {
         let tenant_id = path_uuid(&path.0, "tenant_id")?;
-        let provider = auth.provider().name();
-        let member = tenant_members::remove(conn, &caller, tenant_id, provider, &path.1).await?;
-        auth.invalidate_member(tenant_id, provider, &path.1).await;
+        let key = MemberKey::new(tenant_id, auth.provider().name(), &path.1);
+        let member = tenant_members::remove(conn, &caller, key).await?;
+        auth.invalidate_member(key).await;
         Ok(HttpResponse::Ok().json(json!({
             "message": format!("'{}' is no longer a member of the tenant", member.auth_subject),
             "member": member_json(&member),

@@ -288,8 +288,13 @@ async fn uploads_share_one_quota_over_rest_and_graphql() {
     );
 }
 
+/// `{ me }` at `base` with `token` and extra headers.
+async fn me(app: &TestApp, base: &str, token: &str, headers: &[(&str, &str)]) -> Answer {
+    post(app, base, Some(token), headers, ME, json!({})).await
+}
+
 async fn bad_token(app: &TestApp, base: &str, headers: &[(&str, &str)]) -> Answer {
-    post(app, base, Some("not-a-token"), headers, ME, json!({})).await
+    me(app, base, "not-a-token", headers).await
 }
 
 #[tokio::test]
@@ -304,7 +309,7 @@ async fn refused_tokens_lock_their_address_out_even_for_good_tokens() {
     }
 
     // Past the quota, credentials are not even looked at: good ones are refused too.
-    let good = post(&app, &app.base, Some(&alice.token), &[], ME, json!({})).await;
+    let good = me(&app, &app.base, &alice.token, &[]).await;
     assert_limited(
         &good,
         "Too many failed authentication attempts from this address",
@@ -353,48 +358,51 @@ async fn forwarded_addresses_count_only_through_trusted_proxies() {
         let refused = bad_token(&trusting, &trusting.base, &from("198.51.100.7")).await;
         assert_eq!(refused.code(), "UNAUTHENTICATED");
     }
-    let locked = post(
+    let locked = me(
         &trusting,
         &trusting.base,
-        Some(&alice.token),
+        &alice.token,
         &from("198.51.100.7"),
-        ME,
-        json!({}),
     )
     .await;
     assert_eq!(locked.code(), "RATE_LIMITED");
     // Another client behind the same proxy, and the proxy itself, are not affected.
-    let other = post(
+    let other = me(
         &trusting,
         &trusting.base,
-        Some(&alice.token),
+        &alice.token,
         &from("198.51.100.8"),
-        ME,
-        json!({}),
     )
     .await;
     assert!(other.body.get("errors").is_none(), "{}", other.body);
-    let direct = post(
-        &trusting,
-        &trusting.base,
-        Some(&alice.token),
-        &[],
-        ME,
-        json!({}),
-    )
-    .await;
+    let direct = me(&trusting, &trusting.base, &alice.token, &[]).await;
     assert!(direct.body.get("errors").is_none(), "{}", direct.body);
     // A client cannot pick its address by prepending its own entry.
-    let spoofed = post(
+    let spoofed = me(
         &trusting,
         &trusting.base,
-        Some(&alice.token),
+        &alice.token,
         &[("X-Forwarded-For", "203.0.113.1, 198.51.100.7")],
-        ME,
-        json!({}),
     )
     .await;
     assert_eq!(spoofed.code(), "RATE_LIMITED");
+    // A header line with bytes that are not text still counts (the proxy's appended address is
+    // on it): the client's own `Forwarded` is not read in its place.
+    let res = trusting
+        .client
+        .post(trusting.url("/graphql"))
+        .bearer_auth(&alice.token)
+        .header(
+            "X-Forwarded-For",
+            reqwest::header::HeaderValue::from_bytes(b"\xff, 198.51.100.7").unwrap(),
+        )
+        .header("Forwarded", "for=203.0.113.99")
+        .json(&json!({"query": ME}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(error_of(&body).1, "RATE_LIMITED", "{body}");
 
     // Without trusted proxies the header means nothing: every attempt is the peer's.
     let plain =
@@ -403,15 +411,7 @@ async fn forwarded_addresses_count_only_through_trusted_proxies() {
     let bob = plain.user("bob").await;
     bad_token(&plain, &plain.base, &from("198.51.100.1")).await;
     bad_token(&plain, &plain.base, &from("198.51.100.2")).await;
-    let locked = post(
-        &plain,
-        &plain.base,
-        Some(&bob.token),
-        &from("198.51.100.3"),
-        ME,
-        json!({}),
-    )
-    .await;
+    let locked = me(&plain, &plain.base, &bob.token, &from("198.51.100.3")).await;
     assert_eq!(locked.code(), "RATE_LIMITED");
 }
 
@@ -449,7 +449,7 @@ async fn two_api_processes_share_their_counters() {
     bad_token(&app, &app.base, &[]).await;
     bad_token(&app, &other, &[]).await;
     for base in [&app.base, &other] {
-        let locked = post(&app, base, Some(&alice.token), &[], ME, json!({})).await;
+        let locked = me(&app, base, &alice.token, &[]).await;
         assert_eq!(locked.code(), "RATE_LIMITED", "{base}");
     }
     stop.cancel();
@@ -506,5 +506,51 @@ async fn an_unreachable_redis_lets_requests_through_and_counts_them() {
     assert_eq!(
         metric(&app, r#"boards_rate_limited_total{limit="generation"}"#).await,
         0.0
+    );
+}
+
+#[tokio::test]
+async fn refused_admin_credentials_lock_the_address_out_of_administration_and_registration() {
+    use crate::tenants::{multi_tenant, rest, ADMIN_TOKEN};
+    use reqwest::Method;
+
+    let app = multi_tenant(Options::default().env("BOARDS_RATE_LIMIT_AUTH_FAILURES", "2/60")).await;
+    let alice = app.token("alice");
+    for guess in ["guess-1-0123456789abcdef", "guess-2-0123456789abcdef"] {
+        let (status, _) = rest(
+            &app,
+            Method::GET,
+            "/api/setup/tenants",
+            Some(guess),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    // Past the quota the real admin token is refused too, and so is registration.
+    let (status, body) = rest(
+        &app,
+        Method::GET,
+        "/api/setup/tenants",
+        Some(ADMIN_TOKEN),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, body["code"].clone()), (429, json!("RATE_LIMITED")));
+    let (status, body) = rest(
+        &app,
+        Method::POST,
+        "/api/tenants/register",
+        Some(&alice),
+        Some("default"),
+        Some(json!({"organization_name": "Acme", "admin_email": "a@example.com"})),
+    )
+    .await;
+    assert_eq!((status, body["code"].clone()), (429, json!("RATE_LIMITED")));
+    assert_eq!(
+        metric(&app, r#"boards_rate_limited_total{limit="auth_failure"}"#).await,
+        2.0
     );
 }

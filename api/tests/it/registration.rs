@@ -180,14 +180,45 @@ async fn allowed_domains_and_the_per_user_limit_are_enforced() {
             json!("Email domain 'other.org' is not allowed for registration")
         )
     );
-    let (status, _) = register(&app, Some(&alice), org("First", "first")).await;
+    let (status, first) = register(&app, Some(&alice), org("First", "first")).await;
+    assert_eq!(status, 200);
+    let limited = |res: &Value| {
+        assert_eq!(
+            res["detail"], "You have already registered 1 tenant(s); the limit per user is 1",
+            "{res}"
+        );
+    };
+    let (status, res) = register(&app, Some(&alice), org("Second", "second")).await;
+    assert_eq!(status, 403, "{res}");
+    limited(&res);
+    // Handing the tenant to another admin and stepping down does not free the quota.
+    let members = format!(
+        "/api/tenants/{}/members",
+        first["tenant_id"].as_str().unwrap()
+    );
+    let (status, _) = rest(
+        &app,
+        Method::POST,
+        &members,
+        Some(&alice),
+        None,
+        Some(json!({"auth_subject": "ghost", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = rest(
+        &app,
+        Method::DELETE,
+        &format!("{members}/alice"),
+        Some(&alice),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let (status, res) = register(&app, Some(&alice), org("Second", "second")).await;
     assert_eq!(status, 403, "{res}");
-    assert_eq!(
-        res["detail"],
-        "You already administer 1 tenant(s); the limit per user is 1"
-    );
+    limited(&res);
     // Someone else still may.
     let bob = app.token("bob");
     let (status, _) = register(&app, Some(&bob), org("Second", "second")).await;

@@ -211,8 +211,23 @@ async fn the_admin_token_administers_every_tenant() {
         ),
         (json!("Acme Inc"), json!("acme"), json!({"plan": "free"}))
     );
-    // The default tenant cannot be deleted in single-tenant mode.
+    // The default tenant cannot be deleted in single-tenant mode, nor renamed (in any mode).
     let default = app.state.auth.tenant_id("default").await.unwrap();
+    let (status, res) = call(
+        &app,
+        Method::PUT,
+        &format!("/api/setup/tenant/{default}"),
+        admin,
+        Some(json!({"slug": "renamed-default"})),
+    )
+    .await;
+    assert_eq!(
+        (status, res["detail"].clone()),
+        (
+            400,
+            json!("The default tenant's slug 'default' cannot be changed (BOARDS_DEFAULT_TENANT_SLUG names it)")
+        )
+    );
     let (status, res) = call(
         &app,
         Method::DELETE,
@@ -310,19 +325,23 @@ async fn a_tenant_admin_administers_only_their_own_tenant() {
     )
     .await;
     assert_eq!(status, 403);
-    // Renaming the slug takes effect at once for tenant resolution.
+    // Slugs are the operator's too (a slug can be what an identity provider's claims name);
+    // renaming takes effect at once for tenant resolution.
     let res = app
         .gql_full(me, Some("acme"), "{ me { tenantId } }", json!({}))
         .await;
     assert_eq!(res["data"]["me"]["tenantId"], acme.as_str());
-    let (status, _) = call(
-        &app,
-        Method::PUT,
-        &format!("/api/setup/tenant/{acme}"),
-        me,
-        Some(json!({"slug": "acme-two"})),
-    )
-    .await;
+    let rename = Some(json!({"slug": "acme-two"}));
+    let path = format!("/api/setup/tenant/{acme}");
+    let (status, res) = call(&app, Method::PUT, &path, me, rename.clone()).await;
+    assert_eq!(
+        (status, res["detail"].clone()),
+        (
+            403,
+            json!("Changing a tenant's slug requires the admin token")
+        )
+    );
+    let (status, _) = call(&app, Method::PUT, &path, Some(ADMIN_TOKEN), rename).await;
     assert_eq!(status, 200);
     let res = app
         .gql_full(me, Some("acme"), "{ me { tenantId } }", json!({}))

@@ -2,12 +2,23 @@
 //! remove members; the last admin stays.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{
     tenants::{add_member, create_tenant, multi_tenant, rest, ADMIN_TOKEN},
-    util::Options,
+    util::{Options, TestApp},
 };
+
+/// A request to `path` with `token` and no `X-Tenant` (the tenant is in the path).
+async fn as_(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    rest(app, method, path, Some(token), None, body).await
+}
 
 #[tokio::test]
 async fn members_are_administered_by_the_operator_and_tenant_admins() {
@@ -22,16 +33,15 @@ async fn members_are_administered_by_the_operator_and_tenant_admins() {
     // the path).
     let (status, _) = rest(&app, Method::GET, &members, None, None, None).await;
     assert_eq!(status, 401);
-    let (status, res) = rest(&app, Method::GET, &members, Some(&bob), None, None).await;
+    let (status, res) = as_(&app, Method::GET, &members, &bob, None).await;
     assert_eq!((status, res["code"].clone()), (403, json!("FORBIDDEN")));
 
     // The tenant admin adds bob as a member.
-    let (status, added) = rest(
+    let (status, added) = as_(
         &app,
         Method::POST,
         &members,
-        Some(&alice),
-        None,
+        &alice,
         Some(json!({"auth_subject": "bob", "role": "member"})),
     )
     .await;
@@ -45,12 +55,11 @@ async fn members_are_administered_by_the_operator_and_tenant_admins() {
         (json!("jwt"), json!("bob"), json!("member"))
     );
     // Twice is a conflict; a bad role or a missing field is 422.
-    let (status, res) = rest(
+    let (status, res) = as_(
         &app,
         Method::POST,
         &members,
-        Some(&alice),
-        None,
+        &alice,
         Some(json!({"auth_subject": "bob", "role": "member"})),
     )
     .await;
@@ -63,7 +72,7 @@ async fn members_are_administered_by_the_operator_and_tenant_admins() {
         json!({"role": "member"}),
         json!({"auth_subject": "", "role": "member"}),
     ] {
-        let (status, _) = rest(&app, Method::POST, &members, Some(&alice), None, Some(body)).await;
+        let (status, _) = as_(&app, Method::POST, &members, &alice, Some(body)).await;
         assert_eq!(status, 422);
     }
 
@@ -72,21 +81,20 @@ async fn members_are_administered_by_the_operator_and_tenant_admins() {
         .gql_full(Some(&bob), Some("acme"), "{ me { tenantId } }", json!({}))
         .await;
     assert_eq!(res["data"]["me"]["tenantId"], acme.as_str());
-    let (status, _) = rest(&app, Method::GET, &members, Some(&bob), None, None).await;
+    let (status, _) = as_(&app, Method::GET, &members, &bob, None).await;
     assert_eq!(status, 403);
 
     // Promoted, bob administers it.
-    let (status, res) = rest(
+    let (status, res) = as_(
         &app,
         Method::PUT,
         &format!("{members}/bob"),
-        Some(&alice),
-        None,
+        &alice,
         Some(json!({"role": "admin"})),
     )
     .await;
     assert_eq!((status, res["role"].clone()), (200, json!("admin")));
-    let (status, list) = rest(&app, Method::GET, &members, Some(&bob), None, None).await;
+    let (status, list) = as_(&app, Method::GET, &members, &bob, None).await;
     assert_eq!(status, 200);
     assert_eq!(list["total_count"], 2);
     let subjects: Vec<&str> = list["members"]
@@ -98,22 +106,20 @@ async fn members_are_administered_by_the_operator_and_tenant_admins() {
     assert_eq!(subjects, ["alice", "bob"]);
 
     // Unknown members are 404; bad tenant ids 422.
-    let (status, _) = rest(
+    let (status, _) = as_(
         &app,
         Method::DELETE,
         &format!("{members}/nobody"),
-        Some(ADMIN_TOKEN),
-        None,
+        ADMIN_TOKEN,
         None,
     )
     .await;
     assert_eq!(status, 404);
-    let (status, _) = rest(
+    let (status, _) = as_(
         &app,
         Method::GET,
         "/api/tenants/not-a-uuid/members",
-        Some(ADMIN_TOKEN),
-        None,
+        ADMIN_TOKEN,
         None,
     )
     .await;
@@ -129,12 +135,11 @@ async fn the_last_admin_can_be_neither_removed_nor_demoted() {
     add_member(&app, &acme, "bob", "member").await;
     let alice = app.token("alice");
 
-    let (status, res) = rest(
+    let (status, res) = as_(
         &app,
         Method::PUT,
         &format!("{members}/alice"),
-        Some(&alice),
-        None,
+        &alice,
         Some(json!({"role": "member"})),
     )
     .await;
@@ -142,12 +147,11 @@ async fn the_last_admin_can_be_neither_removed_nor_demoted() {
         (status, res["detail"].clone()),
         (409, json!("Cannot demote the last admin of the tenant"))
     );
-    let (status, res) = rest(
+    let (status, res) = as_(
         &app,
         Method::DELETE,
         &format!("{members}/alice"),
-        Some(ADMIN_TOKEN),
-        None,
+        ADMIN_TOKEN,
         None,
     )
     .await;
@@ -157,23 +161,21 @@ async fn the_last_admin_can_be_neither_removed_nor_demoted() {
     );
     // With a second admin, the first may step down.
     add_member(&app, &acme, "carol", "admin").await;
-    let (status, _) = rest(
+    let (status, _) = as_(
         &app,
         Method::PUT,
         &format!("{members}/alice"),
-        Some(&alice),
-        None,
+        &alice,
         Some(json!({"role": "member"})),
     )
     .await;
     assert_eq!(status, 200);
     // Members can always be removed.
-    let (status, _) = rest(
+    let (status, _) = as_(
         &app,
         Method::DELETE,
         &format!("{members}/bob"),
-        Some(ADMIN_TOKEN),
-        None,
+        ADMIN_TOKEN,
         None,
     )
     .await;

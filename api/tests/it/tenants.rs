@@ -170,6 +170,41 @@ async fn the_token_claim_names_the_callers_own_tenant() {
 }
 
 #[tokio::test]
+async fn a_claim_does_not_put_its_users_into_a_tenant_someone_registered_under_that_slug() {
+    let app = multi_tenant(Options::default()).await;
+    // Mallory registers `big-co` before the operator creates it for Big Co's identity provider.
+    let mallory = app.token("mallory");
+    let (status, res) = rest(
+        &app,
+        Method::POST,
+        "/api/tenants/register",
+        Some(&mallory),
+        Some("default"),
+        Some(json!({"organization_name": "Big Co", "organization_slug": "big-co", "admin_email": "m@example.com"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{res}");
+    let big_co = res["tenant_id"].as_str().unwrap().to_string();
+    let claimed = app.token_with("victim", json!({"tenant": "big-co"}));
+    let res = app
+        .gql_full(Some(&claimed), Some("big-co"), ME, json!({}))
+        .await;
+    assert_eq!(
+        error_of(&res),
+        (
+            "You are not a member of tenant 'big-co'".into(),
+            "FORBIDDEN".into()
+        )
+    );
+    // Its members (added by its admin) do get in with the claim.
+    add_member(&app, &big_co, "victim", "member").await;
+    let res = app
+        .gql_full(Some(&claimed), Some("big-co"), ME, json!({}))
+        .await;
+    assert_eq!(res["data"]["me"]["tenantId"], big_co.as_str(), "{res}");
+}
+
+#[tokio::test]
 async fn unknown_tenants_are_never_created() {
     let app = multi_tenant(Options::default()).await;
     let token = app.token("erin");

@@ -54,7 +54,11 @@ impl AuthService {
         if self.admin_token().is_some_and(|a| a.matches(&token)) {
             return Ok(Caller::Operator);
         }
-        Ok(Caller::Identity(self.provider().verify(&token).await?))
+        let principal = self.provider().verify(&token).await?;
+        // The same rules as any caller's: a subject no row could hold is refused here (401),
+        // not when a membership query trips over it.
+        super::context::check_storable(&principal)?;
+        Ok(Caller::Identity(principal))
     }
 }
 

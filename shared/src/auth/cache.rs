@@ -19,6 +19,15 @@ pub const MAX_TTL: Duration = Duration::from_secs(600);
 struct Entry {
     principal: Arc<Principal>,
     until: Instant,
+    /// Estimated bytes held: the cache is bounded by memory, not by count, since claims (e.g.
+    /// Supabase's user-editable `user_metadata`) can make one token several KiB.
+    weight: u32,
+}
+
+/// What a cached verification is estimated to hold for a token of `token_len` bytes: the
+/// parsed claims (a few times their encoded size) plus fixed overhead.
+fn weight_of(token_len: usize) -> u32 {
+    u32::try_from(token_len.saturating_mul(3).saturating_add(512)).unwrap_or(u32::MAX)
 }
 
 struct UntilExpiry;
@@ -35,11 +44,13 @@ pub struct CachedProvider {
 }
 
 impl CachedProvider {
-    pub fn new(inner: Arc<dyn AuthProvider>, capacity: u64) -> Self {
+    /// A cache holding at most about `capacity_bytes` of verified principals.
+    pub fn new(inner: Arc<dyn AuthProvider>, capacity_bytes: u64) -> Self {
         Self {
             inner,
             cache: moka::future::Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(capacity_bytes)
+                .weigher(|_, entry: &Entry| entry.weight)
                 .expire_after(UntilExpiry)
                 .build(),
         }
@@ -74,6 +85,7 @@ impl AuthProvider for CachedProvider {
             let entry = Entry {
                 principal: Arc::new(principal.clone()),
                 until: now + ttl,
+                weight: weight_of(token.len()),
             };
             self.cache.insert(key, entry).await;
         }
@@ -127,7 +139,7 @@ mod tests {
             calls: AtomicUsize::new(0),
             exp: Some(chrono::Utc::now().timestamp() + 60),
         });
-        let cached = CachedProvider::new(inner.clone(), 100);
+        let cached = CachedProvider::new(inner.clone(), 1 << 20);
         for _ in 0..5 {
             assert_eq!(cached.verify("a").await.unwrap().subject, "a");
         }
@@ -149,7 +161,7 @@ mod tests {
             calls: AtomicUsize::new(0),
             exp: Some(chrono::Utc::now().timestamp() - 1),
         });
-        let cached = CachedProvider::new(inner.clone(), 100);
+        let cached = CachedProvider::new(inner.clone(), 1 << 20);
         cached.verify("a").await.unwrap();
         cached.verify("a").await.unwrap();
         assert_eq!(inner.calls.load(Ordering::SeqCst), 2);

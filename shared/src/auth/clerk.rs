@@ -23,7 +23,10 @@ pub fn build(ctx: &BuildContext) -> OptionResult<TokenProvider> {
     let jwks_url = o
         .url("jwks_url", &["CLERK_JWKS_URL"])?
         .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
-    let bearer = o.text("secret_key", &["CLERK_SECRET_KEY"])?;
+    // The secret key authenticates to Clerk's backend API only; it is never sent elsewhere.
+    let bearer = o
+        .text("secret_key", &["CLERK_SECRET_KEY"])?
+        .filter(|_| is_backend_api(&jwks_url));
     let keys = ctx.jwks(JwksSource::Url(jwks_url), bearer)?;
     let mut verifier = Verifier::common(o, keys, &[SignatureAlgorithm::RS256], ctx.leeway_seconds)?;
     verifier.issuer = issuer;
@@ -33,6 +36,14 @@ pub fn build(ctx: &BuildContext) -> OptionResult<TokenProvider> {
         name: "clerk",
         verifier,
         profile,
+    })
+}
+
+/// Whether `url` is Clerk's backend API (`https://api.clerk.com/v1/jwks`, or the older
+/// `api.clerk.dev`), the one JWKS endpoint that wants the secret key.
+fn is_backend_api(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        u.scheme() == "https" && matches!(u.host_str(), Some("api.clerk.com" | "api.clerk.dev"))
     })
 }
 
@@ -51,5 +62,23 @@ fn profile(claims: &Map<String, Value>) -> Profile {
             .or_else(|| full_name(claims, "first_name", "last_name"))
             .or_else(|| text(claims, "name")),
         avatar_url: text(claims, "picture").or_else(|| text(claims, "image_url")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_secret_key_goes_to_clerks_backend_api_only() {
+        assert!(super::is_backend_api("https://api.clerk.com/v1/jwks"));
+        assert!(super::is_backend_api("https://api.clerk.dev/v1/jwks"));
+        for other in [
+            "https://clerk.example.com/.well-known/jwks.json",
+            "https://api.clerk.com.evil.example/v1/jwks",
+            "http://api.clerk.com/v1/jwks",
+            "https://evil.example/?api.clerk.com",
+            "not a url",
+        ] {
+            assert!(!super::is_backend_api(other), "{other}");
+        }
     }
 }

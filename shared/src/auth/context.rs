@@ -9,7 +9,10 @@ use super::{tenant, AdminToken, AuthError, AuthProvider, Principal};
 use crate::{
     config::{Config, TenancyConfig},
     db::{
-        models::{tenant_members, tenants, users, TenantRole, TenantStatus, User},
+        models::{
+            tenant_members::{self, MemberKey},
+            tenants, users, TenantRole, TenantStatus, User,
+        },
         PgPool,
     },
     domain::text::json_has_nul,
@@ -40,6 +43,8 @@ impl AuthContext {
 struct TenantRef {
     id: Uuid,
     status: TenantStatus,
+    /// Registered by a user, who chose its slug: joined by membership only.
+    self_registered: bool,
 }
 
 type IdentityKey = (Uuid, String, String);
@@ -51,6 +56,8 @@ pub struct AuthService {
     pool: PgPool,
     tenancy: TenancyConfig,
     tenant_claim: Option<String>,
+    /// Tenants by slug. Expire after 30 s (renames, deletions and approvals made on another
+    /// replica); changes made through this process invalidate them at once.
     tenants: moka::future::Cache<String, TenantRef>,
     /// Provisioned users by (tenant, provider, subject): a verified token needs no query for
     /// the user while it is cached. Entries expire after 30 s so profile fills stay fresh.
@@ -58,6 +65,9 @@ pub struct AuthService {
     /// Tenant roles by (tenant, provider, subject), `None` for a non-member. Expire after 30 s;
     /// changes made through this process invalidate their entry at once.
     members: moka::future::Cache<IdentityKey, Option<TenantRole>>,
+    /// Bumped by every membership invalidation, so that a lookup that read the database before
+    /// a change cannot leave its stale answer in the cache after the invalidation.
+    member_changes: std::sync::atomic::AtomicU64,
     /// The operator's credential, when configured.
     admin_token: Option<AdminToken>,
 }
@@ -94,7 +104,7 @@ impl AuthService {
             tenant_claim: config.auth.jwt_tenant_claim.clone(),
             tenants: moka::future::Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(60))
+                .time_to_live(Duration::from_secs(30))
                 .build(),
             users: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -104,6 +114,7 @@ impl AuthService {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
+            member_changes: Default::default(),
             admin_token: AdminToken::from_config(config.tenancy.admin_token.as_ref()),
         }
     }
@@ -185,25 +196,41 @@ impl AuthService {
             let tenant = self.usable_tenant(&slug).await?;
             return Ok((slug, tenant));
         }
+        let from_claims = claim_slug.is_some();
         let own = claim_slug.unwrap_or_else(|| tenancy.default_tenant_slug.clone());
         match header_slug {
             Some(named) if named != own => {
                 let tenant = self.tenant(&named).await?;
-                let role = self
-                    .tenant_role(tenant.id, &principal.provider, &principal.subject)
-                    .await?;
-                if role.is_none() {
-                    return Err(AuthError::Forbidden(format!(
-                        "You are not a member of tenant '{named}'"
-                    )));
-                }
+                self.require_member(&named, tenant, principal).await?;
                 check_active(&named, tenant)?;
                 Ok((named, tenant))
             }
             _ => {
                 let tenant = self.usable_tenant(&own).await?;
+                // A claim proves the identity provider's organisation, not that this tenant is
+                // it when a user registered the slug (perhaps before the operator could):
+                // self-registered tenants are joined by membership only.
+                if from_claims && tenant.self_registered {
+                    self.require_member(&own, tenant, principal).await?;
+                }
                 Ok((own, tenant))
             }
+        }
+    }
+
+    /// Refuses (403) an identity that is not a member of the tenant `slug`.
+    async fn require_member(
+        &self,
+        slug: &str,
+        tenant: TenantRef,
+        principal: &Principal,
+    ) -> Result<(), AuthError> {
+        let key = MemberKey::new(tenant.id, &principal.provider, &principal.subject);
+        match self.tenant_role(key).await? {
+            Some(_) => Ok(()),
+            None => Err(AuthError::Forbidden(format!(
+                "You are not a member of tenant '{slug}'"
+            ))),
         }
     }
 
@@ -248,6 +275,7 @@ impl AuthService {
         let tenant = TenantRef {
             id: tenant.id,
             status: tenant.status,
+            self_registered: tenant.self_registered(),
         };
         self.tenants.insert(slug.to_string(), tenant).await;
         Ok(tenant)
@@ -257,27 +285,42 @@ impl AuthService {
     /// non-member.
     pub async fn tenant_role(
         &self,
-        tenant_id: Uuid,
-        provider: &str,
-        subject: &str,
+        member: MemberKey<'_>,
     ) -> Result<Option<TenantRole>, AuthError> {
-        let key = (tenant_id, provider.to_string(), subject.to_string());
+        use std::sync::atomic::Ordering::SeqCst;
+        let key = Self::member_cache_key(member);
         if let Some(role) = self.members.get(&key).await {
             return Ok(role);
         }
+        let changes = self.member_changes.load(SeqCst);
         let mut conn = self.pool.get().await.map_err(|_| unavailable())?;
-        let role = tenant_members::role_of(&mut conn, tenant_id, provider, subject)
+        let role = tenant_members::role_of(&mut conn, member)
             .await
             .map_err(|_| unavailable())?;
-        self.members.insert(key, role).await;
+        self.members.insert(key.clone(), role).await;
+        // A change invalidated while we read: what we stored may predate it. (An invalidation
+        // that comes after this check also comes after the insert, and removes it.)
+        if self.member_changes.load(SeqCst) != changes {
+            self.members.invalidate(&key).await;
+        }
         Ok(role)
     }
 
     /// Forgets the cached role of one identity in one tenant (after it changed).
-    pub async fn invalidate_member(&self, tenant_id: Uuid, provider: &str, subject: &str) {
+    pub async fn invalidate_member(&self, member: MemberKey<'_>) {
+        self.member_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.members
-            .invalidate(&(tenant_id, provider.to_string(), subject.to_string()))
+            .invalidate(&Self::member_cache_key(member))
             .await;
+    }
+
+    fn member_cache_key(member: MemberKey<'_>) -> (Uuid, String, String) {
+        (
+            member.tenant_id,
+            member.provider.to_string(),
+            member.subject.to_string(),
+        )
     }
 
     async fn provision(&self, tenant_id: Uuid, principal: &Principal) -> Result<User, AuthError> {
@@ -331,7 +374,7 @@ impl AuthService {
 /// e-mail or display name, or a NUL character in any claim (PostgreSQL text and jsonb cannot
 /// store one) — before the database is touched, so a signed but unusable token is
 /// `UNAUTHENTICATED`, not a failed insert.
-fn check_storable(principal: &Principal) -> Result<(), AuthError> {
+pub(super) fn check_storable(principal: &Principal) -> Result<(), AuthError> {
     let refuse = |why: String| Err(AuthError::Unauthenticated(format!("Invalid token: {why}")));
     let texts = [
         Some(principal.provider.as_str()),

@@ -78,6 +78,12 @@ struct State {
     jwks_uri: Option<String>,
 }
 
+fn keys_unavailable() -> AuthError {
+    AuthError::Unavailable(
+        "Authentication is temporarily unavailable (the identity provider's keys could not be fetched)".into(),
+    )
+}
+
 pub struct Jwks {
     source: JwksSource,
     client: reqwest::Client,
@@ -124,7 +130,7 @@ impl Jwks {
         kid: Option<&str>,
         alg: SignatureAlgorithm,
     ) -> Result<Arc<Secret>, AuthError> {
-        let (found, generation, fresh, may_refetch) = {
+        let (found, generation, fresh, may_refetch, never_fetched) = {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             let fresh = state
@@ -138,6 +144,7 @@ impl Jwks {
                 state.generation,
                 fresh,
                 may_refetch,
+                state.fetched_at.is_none(),
             )
         };
         match found {
@@ -145,6 +152,9 @@ impl Jwks {
             // Stale but usable: refresh when allowed, and keep the old key if that fails.
             Ok(key) if !may_refetch => return Ok(key),
             Ok(_) => {}
+            // No key set yet and the last attempt failed moments ago: the provider is down,
+            // which is not the token's fault (503, not 401), and it is not asked again yet.
+            Err(_) if never_fetched && !may_refetch => return Err(keys_unavailable()),
             // Unknown kid with fresh keys: refetch at most once per interval.
             Err(e) if !may_refetch => return Err(e),
             Err(_) => {}
@@ -163,8 +173,15 @@ impl Jwks {
             let recently = state
                 .attempted_at
                 .is_some_and(|t| t.elapsed() < self.min_refresh);
-            if state.generation != seen || (recently && !state.keys.is_empty()) {
+            if state.generation != seen {
                 return Ok(());
+            }
+            // Queued behind a fetch that just failed: do not ask the provider again at once.
+            if recently {
+                return match state.fetched_at {
+                    None => Err(keys_unavailable()),
+                    Some(_) => Ok(()),
+                };
             }
         }
         self.fetches
@@ -184,9 +201,7 @@ impl Jwks {
                 slog::warn!(self.logger, "fetching the identity provider's signing keys failed";
                     "error" => &e, "cached_keys" => state.keys.len());
                 if state.keys.is_empty() {
-                    Err(AuthError::Unavailable(
-                        "Authentication is temporarily unavailable (the identity provider's keys could not be fetched)".into(),
-                    ))
+                    Err(keys_unavailable())
                 } else {
                     Ok(())
                 }

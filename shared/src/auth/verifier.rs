@@ -176,8 +176,37 @@ impl Verifier {
     }
 }
 
-/// biscuit panics on a timestamp chrono cannot represent: refuse out-of-range `exp`/`nbf`/`iat`
-/// before it parses the claims.
+/// The members of a JSON object in order, duplicates included (serde_json's `Map` keeps only
+/// the last of equal keys, while biscuit's claims parser reads the first).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// Checks the claims before biscuit parses them: duplicate claim names are refused (RFC 7519
+/// §4; a duplicated `exp` would otherwise be checked here in one version and read by biscuit in
+/// another), and so are `exp`/`nbf`/`iat` values chrono cannot represent, on which biscuit
+/// panics.
 fn check_times(token: &str) -> Result<(), AuthError> {
     use base64::Engine as _;
     const LIMIT: i64 = 1 << 40; // about 34,800 years either way
@@ -185,7 +214,13 @@ fn check_times(token: &str) -> Result<(), AuthError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| invalid())?;
-    let claims: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let Members(members) = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let mut claims = Map::with_capacity(members.len());
+    for (name, value) in members {
+        if claims.insert(name, value).is_some() {
+            return Err(refused("duplicate claim names"));
+        }
+    }
     for key in ["exp", "nbf", "iat"] {
         match claims.get(key) {
             None | Some(Value::Null) => {}
@@ -212,6 +247,8 @@ mod tests {
             r#"{"nbf": -9223372036854775807}"#,
             r#"{"iat": 1.5}"#,
             r#"{"exp": "soon"}"#,
+            r#"{"exp": 9000000000000000000, "exp": 1700000000}"#,
+            r#"{"sub": "a", "sub": "b"}"#,
             "not json",
         ] {
             assert!(check_times(&token(bad)).is_err(), "{bad}");

@@ -175,6 +175,8 @@ pub mod boards {
             updated_at -> Timestamptz,
             #[max_length = 20]
             status -> Varchar,
+            registered_by_provider -> Nullable<Text>,
+            registered_by_subject -> Nullable<Text>,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::{
     auth::Principal,
     config::TenancyConfig,
     db::models::{
-        tenant_members::{self, TenantRole},
+        tenant_members::{self, MemberKey, TenantRole},
         tenants::{self, TenantStatus},
         Tenant,
     },
@@ -200,33 +200,24 @@ pub async fn register(
             .execute(conn)
             .await?;
         if let Some(limit) = limit {
-            let administered = tenant_members::tenants_with_role(
-                conn,
-                &caller.provider,
-                &caller.subject,
-                TenantRole::Admin,
-            )
-            .await?
-            .len();
-            if administered >= limit as usize {
+            // Registrations, not admin roles: handing the tenant to another admin and stepping
+            // down does not free the quota.
+            let registered =
+                tenants::count_registered_by(conn, &caller.provider, &caller.subject).await?;
+            if registered >= i64::from(limit) {
                 return Err(AppError::forbidden(format!(
-                    "You already administer {administered} tenant(s); the limit per user is {limit}"
+                    "You have already registered {registered} tenant(s); the limit per user is {limit}"
                 )));
             }
         }
-        let tenant = tenants::insert(conn, &slug, &name, &settings, status)
+        let registrant = Some((caller.provider.as_str(), caller.subject.as_str()));
+        let tenant = tenants::insert(conn, &slug, &name, &settings, status, registrant)
             .await?
             .ok_or_else(|| {
                 AppError::conflict(format!("A tenant with slug '{slug}' already exists"))
             })?;
-        tenant_members::insert(
-            conn,
-            tenant.id,
-            &caller.provider,
-            &caller.subject,
-            TenantRole::Admin,
-        )
-        .await?;
+        let key = MemberKey::new(tenant.id, &caller.provider, &caller.subject);
+        tenant_members::insert(conn, key, TenantRole::Admin).await?;
         Ok(tenant)
     })
     .await

@@ -8,7 +8,7 @@ use super::tenants::administered;
 use crate::{
     auth::Caller,
     db::models::{
-        tenant_members::{self, TenantMember, TenantRole},
+        tenant_members::{self, MemberKey, TenantMember, TenantRole},
         tenants, users,
     },
     AppError, AppResult,
@@ -35,41 +35,59 @@ pub async fn list(
     Ok(tenant_members::list(conn, tenant_id).await?)
 }
 
-/// Adds identity (`provider`, `subject`) to the tenant; 409 when it already is a member.
+/// Adds the identity to the tenant; 409 when it already is a member.
 pub async fn add(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
     role: TenantRole,
 ) -> AppResult<TenantMember> {
-    check_subject(subject)?;
-    administered(conn, caller, tenant_id).await?;
-    tenant_members::insert(conn, tenant_id, provider, subject, role)
-        .await?
-        .ok_or_else(|| {
-            AppError::conflict(format!("'{subject}' is already a member of this tenant"))
-        })
+    check_subject(key.subject)?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        administer(conn, caller, key.tenant_id).await?;
+        tenant_members::insert(conn, key, role)
+            .await?
+            .ok_or_else(|| {
+                AppError::conflict(format!(
+                    "'{}' is already a member of this tenant",
+                    key.subject
+                ))
+            })
+    })
+    .await
 }
 
-/// The member, with the tenant's row locked so that concurrent changes cannot both take away
-/// the last admin.
+/// Inside a transaction: locks the tenant's row, then checks that `caller` administers it.
+/// Membership changes of one tenant thus run one at a time and each sees the others' results:
+/// none can take away the last admin, and an admin being demoted cannot act at the same time.
+/// (The lock comes first but says nothing: a tenant that does not exist is reported by
+/// [`administered`], 403 or 404 as for any caller.)
+async fn administer(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    tenant_id: Uuid,
+) -> AppResult<()> {
+    tenants::lock(conn, tenant_id).await?;
+    administered(conn, caller, tenant_id).await?;
+    Ok(())
+}
+
+fn not_member(key: MemberKey<'_>) -> AppError {
+    AppError::not_found(format!("'{}' is not a member of this tenant", key.subject))
+}
+
+/// The member (the tenant's row is locked by [`administer`]).
 async fn locked_member(
     conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
 ) -> AppResult<TenantMember> {
-    let not_member = || AppError::not_found(format!("'{subject}' is not a member of this tenant"));
     // A subject no row can hold (from a decoded path) is nobody's.
-    if subject.contains('\0') {
-        return Err(not_member());
+    if key.subject.contains('\0') {
+        return Err(not_member(key));
     }
-    tenants::lock(conn, tenant_id).await?;
-    tenant_members::find(conn, tenant_id, provider, subject)
+    tenant_members::find(conn, key)
         .await?
-        .ok_or_else(not_member)
+        .ok_or_else(|| not_member(key))
 }
 
 async fn keep_an_admin(
@@ -91,22 +109,18 @@ async fn keep_an_admin(
 pub async fn set_role(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
     role: TenantRole,
 ) -> AppResult<TenantMember> {
     conn.transaction::<_, AppError, _>(async move |conn| {
-        administered(conn, caller, tenant_id).await?;
-        let member = locked_member(conn, tenant_id, provider, subject).await?;
+        administer(conn, caller, key.tenant_id).await?;
+        let member = locked_member(conn, key).await?;
         if role != TenantRole::Admin {
             keep_an_admin(conn, &member, "demote").await?;
         }
-        tenant_members::set_role(conn, tenant_id, provider, subject, role)
+        tenant_members::set_role(conn, key, role)
             .await?
-            .ok_or_else(|| {
-                AppError::not_found(format!("'{subject}' is not a member of this tenant"))
-            })
+            .ok_or_else(|| not_member(key))
     })
     .await
 }
@@ -115,15 +129,13 @@ pub async fn set_role(
 pub async fn remove(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
 ) -> AppResult<TenantMember> {
     conn.transaction::<_, AppError, _>(async move |conn| {
-        administered(conn, caller, tenant_id).await?;
-        let member = locked_member(conn, tenant_id, provider, subject).await?;
+        administer(conn, caller, key.tenant_id).await?;
+        let member = locked_member(conn, key).await?;
         keep_an_admin(conn, &member, "remove").await?;
-        tenant_members::delete(conn, tenant_id, provider, subject).await?;
+        tenant_members::delete(conn, key).await?;
         Ok(member)
     })
     .await

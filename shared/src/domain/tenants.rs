@@ -12,7 +12,7 @@ use crate::{
     auth::Caller,
     config::{valid_slug, TenancyConfig},
     db::models::{
-        tenant_members::{self, TenantRole},
+        tenant_members::{self, MemberKey, TenantRole},
         tenants::{self, TenantChanges, TenantStatus},
         Tenant,
     },
@@ -76,7 +76,8 @@ pub async fn administered(
     id: Uuid,
 ) -> AppResult<Tenant> {
     if let Caller::Identity(p) = caller {
-        let role = tenant_members::role_of(conn, id, &p.provider, &p.subject).await?;
+        let role =
+            tenant_members::role_of(conn, MemberKey::new(id, &p.provider, &p.subject)).await?;
         if role != Some(TenantRole::Admin) {
             return Err(AppError::forbidden("You are not an admin of this tenant"));
         }
@@ -120,10 +121,13 @@ pub async fn ensure(
     Ok(tenants::ensure_with(conn, &new.slug, &new.name, &new.settings).await?)
 }
 
-/// Applies the provided fields; a slug another tenant has is 409.
+/// Applies the provided fields; a slug another tenant has is 409. The default tenant keeps its
+/// slug: callers without a tenant claim resolve to it by that slug, and a renamed default would
+/// be replaced by a new, empty one at the next request.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
+    tenancy: &TenancyConfig,
     id: Uuid,
     changes: TenantChanges,
 ) -> AppResult<Tenant> {
@@ -140,6 +144,15 @@ pub async fn update(
     let taken =
         |slug: &str| AppError::conflict(format!("A tenant with slug '{slug}' already exists"));
     if let Some(slug) = changes.slug.as_deref().filter(|s| *s != current.slug) {
+        // A slug is what an identity provider's tenant claim may name, and a claim puts its
+        // users into the tenant with that slug: only the operator chooses slugs.
+        operator_only(caller, "Changing a tenant's slug")?;
+        if current.slug == tenancy.default_tenant_slug {
+            return Err(AppError::bad_input(format!(
+                "The default tenant's slug '{}' cannot be changed (BOARDS_DEFAULT_TENANT_SLUG names it)",
+                current.slug
+            )));
+        }
         if tenants::find_by_slug(conn, slug).await?.is_some() {
             return Err(taken(slug));
         }

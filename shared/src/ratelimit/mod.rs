@@ -109,7 +109,16 @@ pub struct Limiter {
     logger: Logger,
     /// Set while Redis is failing: until then, decisions fail open without trying.
     paused_until: Mutex<Option<Instant>>,
+    /// Keys that [`guard`](Self::guard) found clear within [`CLEAR_FOR`] and that saw no
+    /// [`record`](Self::record) here since: guarded again without a Redis round trip, so the
+    /// failed-authentication gate costs nothing per request for well-behaved clients.
+    clear: moka::future::Cache<String, ()>,
 }
+
+/// How long a clear guard answer is reused in this process. A lock-out caused by failures seen
+/// only by other replicas reaches this one that much later; failures seen here take effect at
+/// once (recording one forgets the clear answer).
+pub const CLEAR_FOR: Duration = Duration::from_secs(1);
 
 impl Limiter {
     /// The limiter the configuration asks for: Redis-backed, or off (`rate_limit.enabled`
@@ -154,6 +163,10 @@ impl Limiter {
             metrics,
             logger,
             paused_until: Mutex::new(None),
+            clear: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(CLEAR_FOR)
+                .build(),
         }
     }
 
@@ -186,8 +199,16 @@ impl Limiter {
     /// Refuses when `id` has no event of `limit` left, without counting one: the gate in front
     /// of something whose failures [`record`](Self::record) counts.
     pub async fn guard(&self, limit: Limit, id: impl fmt::Display) -> AppResult<()> {
-        match self.decide(limit, &id.to_string(), Step::Peek).await {
-            Decision::Allowed => Ok(()),
+        let id = id.to_string();
+        let key = self.key(limit, &id);
+        if self.clear.contains_key(&key) {
+            return Ok(());
+        }
+        match self.decide(limit, &id, Step::Peek).await {
+            Decision::Allowed => {
+                self.clear.insert(key, ()).await;
+                Ok(())
+            }
             Decision::Limited { retry_after } => Err(self.refuse(limit, retry_after)),
         }
     }
@@ -195,7 +216,9 @@ impl Limiter {
     /// Counts one event of `limit` for `id` (a failure seen by [`guard`](Self::guard)); never
     /// refuses anything itself.
     pub async fn record(&self, limit: Limit, id: impl fmt::Display) {
-        self.decide(limit, &id.to_string(), Step::Take).await;
+        let id = id.to_string();
+        self.clear.invalidate(&self.key(limit, &id)).await;
+        self.decide(limit, &id, Step::Take).await;
     }
 
     fn refuse(&self, limit: Limit, retry_after: Duration) -> AppError {

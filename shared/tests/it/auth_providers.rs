@@ -285,6 +285,20 @@ async fn the_idp_being_down_does_not_fail_tokens_whose_key_is_cached() {
         Err(AuthError::Unavailable(m)) => assert!(m.contains("temporarily unavailable"), "{m}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
+    // ...and stays so until the next attempt is due: a burst of tokens during the outage is
+    // neither refused as bad tokens nor sent one by one to the provider.
+    let burst = (0..20).map(|i| {
+        let token = rsa.sign(&with(claims(&fresh), json!({"sub": format!("burst-{i}")})));
+        let p = p.clone();
+        async move { p.verify(&token).await }
+    });
+    for result in futures::future::join_all(burst).await {
+        assert!(
+            matches!(result, Err(AuthError::Unavailable(_))),
+            "{result:?}"
+        );
+    }
+    assert_eq!(fresh.discovery_fetches(), 1);
 }
 
 #[tokio::test]

@@ -110,6 +110,7 @@ async fn assert_original_shape(db: &TestDb) {
         "idx_generation_tags_generation",
         "idx_generation_tags_tag",
         "idx_tenant_members_identity",
+        "idx_tenants_registrant",
     ] {
         assert!(
             indexes.contains(&expected.to_string()),

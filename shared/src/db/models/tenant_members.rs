@@ -53,26 +53,42 @@ pub struct TenantMember {
     pub created_at: DateTime<Utc>,
 }
 
-/// The role of identity (`provider`, `subject`) in `tenant_id`, if it is a member.
+/// One identity (`provider`, `subject`) in one tenant: the table's primary key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberKey<'a> {
+    pub tenant_id: Uuid,
+    pub provider: &'a str,
+    pub subject: &'a str,
+}
+
+impl<'a> MemberKey<'a> {
+    pub fn new(tenant_id: Uuid, provider: &'a str, subject: &'a str) -> Self {
+        Self {
+            tenant_id,
+            provider,
+            subject,
+        }
+    }
+
+    fn pk(self) -> (Uuid, &'a str, &'a str) {
+        (self.tenant_id, self.provider, self.subject)
+    }
+}
+
+/// The identity's role in the tenant, if it is a member.
 pub async fn role_of(
     conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
 ) -> QueryResult<Option<TenantRole>> {
-    Ok(find(conn, tenant_id, provider, subject)
-        .await?
-        .map(|m| m.role))
+    Ok(find(conn, key).await?.map(|m| m.role))
 }
 
 pub async fn find(
     conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
 ) -> QueryResult<Option<TenantMember>> {
     tenant_members::table
-        .find((tenant_id, provider, subject))
+        .find(key.pk())
         .select(TenantMember::as_select())
         .first(conn)
         .await
@@ -121,16 +137,14 @@ pub async fn count_admins(conn: &mut AsyncPgConnection, tenant_id: Uuid) -> Quer
 /// Adds a member; `None` when the identity already is one (the row is left as it is).
 pub async fn insert(
     conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
     role: TenantRole,
 ) -> QueryResult<Option<TenantMember>> {
     diesel::insert_into(tenant_members::table)
         .values((
-            tenant_members::tenant_id.eq(tenant_id),
-            tenant_members::auth_provider.eq(provider),
-            tenant_members::auth_subject.eq(subject),
+            tenant_members::tenant_id.eq(key.tenant_id),
+            tenant_members::auth_provider.eq(key.provider),
+            tenant_members::auth_subject.eq(key.subject),
             tenant_members::role.eq(role.as_str()),
         ))
         .on_conflict_do_nothing()
@@ -143,12 +157,10 @@ pub async fn insert(
 /// Changes a member's role; `None` when the identity is not a member.
 pub async fn set_role(
     conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
+    key: MemberKey<'_>,
     role: TenantRole,
 ) -> QueryResult<Option<TenantMember>> {
-    diesel::update(tenant_members::table.find((tenant_id, provider, subject)))
+    diesel::update(tenant_members::table.find(key.pk()))
         .set(tenant_members::role.eq(role.as_str()))
         .returning(TenantMember::as_returning())
         .get_result(conn)
@@ -157,16 +169,9 @@ pub async fn set_role(
 }
 
 /// Removes a member; false when the identity was not one.
-pub async fn delete(
-    conn: &mut AsyncPgConnection,
-    tenant_id: Uuid,
-    provider: &str,
-    subject: &str,
-) -> QueryResult<bool> {
-    Ok(
-        diesel::delete(tenant_members::table.find((tenant_id, provider, subject)))
-            .execute(conn)
-            .await?
-            > 0,
-    )
+pub async fn delete(conn: &mut AsyncPgConnection, key: MemberKey<'_>) -> QueryResult<bool> {
+    Ok(diesel::delete(tenant_members::table.find(key.pk()))
+        .execute(conn)
+        .await?
+        > 0)
 }

@@ -48,6 +48,16 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
     #[diesel(deserialize_as = String)]
     pub status: TenantStatus,
+    /// The identity that registered the tenant itself (`POST /api/tenants/register`); `None`
+    /// for tenants an operator made.
+    pub registered_by_provider: Option<String>,
+    pub registered_by_subject: Option<String>,
+}
+
+impl Tenant {
+    pub fn self_registered(&self) -> bool {
+        self.registered_by_provider.is_some()
+    }
 }
 
 /// The fields of a tenant an administrator may change (`None` leaves a field as it is).
@@ -114,7 +124,7 @@ pub async fn ensure_with(
     name: &str,
     settings: &Value,
 ) -> QueryResult<(Tenant, bool)> {
-    if let Some(created) = insert(conn, slug, name, settings, TenantStatus::Active).await? {
+    if let Some(created) = insert(conn, slug, name, settings, TenantStatus::Active, None).await? {
         return Ok((created, true));
     }
     let existing = tenants::table
@@ -132,6 +142,7 @@ pub async fn insert(
     name: &str,
     settings: &Value,
     status: TenantStatus,
+    registrant: Option<(&str, &str)>,
 ) -> QueryResult<Option<Tenant>> {
     diesel::insert_into(tenants::table)
         .values((
@@ -139,6 +150,8 @@ pub async fn insert(
             tenants::name.eq(name),
             tenants::settings.eq(settings),
             tenants::status.eq(status.as_str()),
+            tenants::registered_by_provider.eq(registrant.map(|r| r.0)),
+            tenants::registered_by_subject.eq(registrant.map(|r| r.1)),
         ))
         .on_conflict(tenants::slug)
         .do_nothing()
@@ -146,6 +159,20 @@ pub async fn insert(
         .get_result(conn)
         .await
         .optional()
+}
+
+/// How many existing tenants identity (`provider`, `subject`) registered itself.
+pub async fn count_registered_by(
+    conn: &mut AsyncPgConnection,
+    provider: &str,
+    subject: &str,
+) -> QueryResult<i64> {
+    tenants::table
+        .filter(tenants::registered_by_provider.eq(provider))
+        .filter(tenants::registered_by_subject.eq(subject))
+        .count()
+        .get_result(conn)
+        .await
 }
 
 /// Applies `changes`; `None` when the tenant does not exist.
