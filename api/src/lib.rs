@@ -75,10 +75,10 @@ impl Application {
         let auth = Arc::new(AuthService::new(&config, provider, pool.clone()));
         let schema = Arc::new(graphql::build_schema(&config.graphql));
         let metrics = Arc::new(boards_shared::metrics::Metrics::new());
-        let redis = boards_shared::progress::build_redis_pool(&config.redis)?;
-        let publisher = boards_shared::progress::Publisher::start(
+        let redis = boards_shared::redis_pool::build_redis_pool(&config.redis)?;
+        let events = boards_shared::events::EventBus::from_config(
+            &config.redis,
             redis.clone(),
-            Duration::from_millis(config.redis.command_timeout_ms),
             logger.clone(),
         );
         let background = tokio_util::sync::CancellationToken::new();
@@ -103,12 +103,10 @@ impl Application {
         ));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let sse = Arc::new(sse::SseHub::new(shutdown.clone()));
-        tokio::spawn(sse.clone().run(
-            config.redis.url.expose().to_string(),
-            config.redis.channel_prefix.clone(),
-            logger.clone(),
-            background.clone(),
-        ));
+        tokio::spawn(
+            sse.clone()
+                .run(events.clone(), logger.clone(), background.clone()),
+        );
         let storage = boards_shared::storage::open(&config, &logger).await?;
         let listener = TcpListener::bind((config.api.host.as_str(), config.api.port))
             .with_context(|| format!("binding {}:{}", config.api.host, config.api.port))?;
@@ -139,7 +137,7 @@ impl Application {
             schema,
             logger: logger.clone(),
             redis,
-            publisher,
+            events,
             relay: relay_handle,
             sse,
             signer: boards_shared::storage::signer_from_config(&config),

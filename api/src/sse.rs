@@ -1,8 +1,8 @@
-//! The progress relay: **one** Redis pattern subscription per process (`{prefix}job:*:progress`)
-//! fanned out to Server-Sent Event clients through per-generation broadcast channels; the
-//! bookkeeping of open streams (a cap per user); and the signals that end streams early:
-//! a board whose access rules changed (this process, or another replica through
-//! `{prefix}boards:access`) and the server's shutdown.
+//! The progress relay: **one** event subscription per process (progress and access changes,
+//! `boards_shared::events`) fanned out to Server-Sent Event clients through per-generation
+//! broadcast channels; the bookkeeping of open streams (a cap per user); and the signals that
+//! end streams early: a board whose access rules changed (this process, or another replica)
+//! and the server's shutdown.
 
 use std::{
     collections::HashMap,
@@ -10,11 +10,9 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
 };
 
-use boards_shared::progress;
-use futures::StreamExt as _;
+use boards_shared::events::{Delivery, Event, EventBus, ProgressEvent, Topic};
 use slog::{info, warn, Logger};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -26,12 +24,6 @@ use crate::state::AppState;
 const BUFFER: usize = 64;
 /// Access changes buffered; a stream that falls behind re-checks its access anyway.
 const ACCESS_BUFFER: usize = 256;
-
-/// The Redis channel on which API processes tell each other that a board's access changed
-/// (payload: `{origin} {board id}`).
-pub fn access_channel(prefix: &str) -> String {
-    format!("{prefix}boards:access")
-}
 
 pub struct SseHub {
     channels: Mutex<HashMap<Uuid, broadcast::Sender<Arc<str>>>>,
@@ -132,89 +124,63 @@ impl SseHub {
         self.redis_up.load(Ordering::Relaxed)
     }
 
-    /// `{origin} {board}` from another process: its streams of that board re-check access.
-    fn remote_access_change(&self, payload: &str) {
-        let mut parts = payload.split(' ').map(Uuid::parse_str);
-        if let (Some(Ok(origin)), Some(Ok(board))) = (parts.next(), parts.next()) {
-            if origin != self.origin {
-                let _ = self.access.send(board);
-            }
+    /// A board's access changed in another process: its streams here re-check access.
+    fn remote_access_change(&self, origin: Uuid, board: Uuid) {
+        if origin != self.origin {
+            let _ = self.access.send(board);
         }
     }
 
-    fn dispatch(&self, id: Uuid, payload: Arc<str>) {
-        let sender = self.channels.lock().ok().and_then(|c| c.get(&id).cloned());
-        if let Some(s) = sender {
-            let _ = s.send(payload);
+    fn dispatch(&self, event: &ProgressEvent) {
+        let sender = self
+            .channels
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&event.job_id).cloned());
+        // Serialised once per event, whatever the number of its streams.
+        if let (Some(s), Ok(payload)) = (sender, serde_json::to_string(event)) {
+            let _ = s.send(payload.into());
         }
     }
 
-    /// Keeps the subscription alive (reconnecting with backoff) until `shutdown`.
+    /// Relays progress and access changes from the process's one subscription until
+    /// `shutdown`; while it is disconnected, streams poll the database.
     pub async fn run(
         self: Arc<Self>,
-        redis_url: String,
-        prefix: String,
+        events: EventBus,
         logger: Logger,
         shutdown: CancellationToken,
     ) {
-        let pattern = progress::progress_pattern(&prefix);
-        let access = access_channel(&prefix);
-        let mut backoff = Duration::from_millis(200);
+        let mut deliveries = events.subscribe(&[Topic::Progress, Topic::Access], shutdown);
         let mut warned = false;
-        while !shutdown.is_cancelled() {
-            let session = async {
-                let client = redis::Client::open(redis_url.as_str())?;
-                // A black-holed Redis must not hold the relay forever: try again later.
-                let connect = async {
-                    let mut pubsub = client.get_async_pubsub().await?;
-                    pubsub.psubscribe(&pattern).await?;
-                    pubsub.subscribe(&access).await?;
-                    anyhow::Ok(pubsub)
-                };
-                let mut pubsub = tokio::time::timeout(Duration::from_secs(5), connect)
-                    .await
-                    .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
-                self.redis_up.store(true, Ordering::Relaxed);
-                if warned {
-                    info!(logger, "progress relay reconnected to Redis; streams are live again");
-                    warned = false;
+        while let Some(delivery) = deliveries.recv().await {
+            match delivery {
+                Delivery::Event(Event::Progress(event)) => self.dispatch(&event),
+                Delivery::Event(Event::AccessChanged { origin, board }) => {
+                    self.remote_access_change(origin, board);
                 }
-                backoff = Duration::from_millis(200);
-                let mut messages = pubsub.on_message();
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return anyhow::Ok(()),
-                        m = messages.next() => {
-                            let Some(m) = m else { anyhow::bail!("subscription closed") };
-                            let payload: String = m.get_payload().unwrap_or_default();
-                            if m.get_channel_name() == access {
-                                self.remote_access_change(&payload);
-                                continue;
-                            }
-                            let Some(id) = progress::id_of_channel(&prefix, m.get_channel_name()) else { continue };
-                            self.dispatch(id, payload.into());
-                        }
+                Delivery::Event(Event::Cancel(_)) => {}
+                Delivery::Connected => {
+                    self.redis_up.store(true, Ordering::Relaxed);
+                    if warned {
+                        info!(
+                            logger,
+                            "progress relay reconnected to Redis; streams are live again"
+                        );
+                        warned = false;
                     }
                 }
-            }
-            .await;
-            self.redis_up.store(false, Ordering::Relaxed);
-            match session {
-                Ok(()) => return,
-                Err(e) => {
+                Delivery::Disconnected(error) => {
+                    self.redis_up.store(false, Ordering::Relaxed);
                     if !warned {
                         warn!(logger, "progress relay lost Redis; SSE streams fall back to polling the database";
-                            "error" => format!("{e:#}"));
+                            "error" => error);
                         warned = true;
                     }
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
+        self.redis_up.store(false, Ordering::Relaxed);
     }
 }
 
@@ -223,8 +189,8 @@ impl SseHub {
 /// through Redis (best-effort, never awaited; their periodic re-check covers a lost message).
 pub fn announce_access_change(state: &AppState, board: Uuid) {
     let _ = state.sse.access.send(board);
-    state.publisher.publish(
-        access_channel(&state.config.redis.channel_prefix),
-        format!("{} {board}", state.sse.origin),
-    );
+    state.events.publish(Event::AccessChanged {
+        origin: state.sse.origin,
+        board,
+    });
 }

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use boards_shared::{
     auth::AuthService,
     db::{DbMetrics, PgPool},
+    events::EventBus,
     generators::Registry,
     metrics::Metrics,
-    progress::{Publisher, RedisPool},
+    redis_pool::RedisPool,
     relay::RelayHandle,
     storage::Storage,
     Config,
@@ -37,8 +38,9 @@ pub struct AppState {
     pub logger: Logger,
     /// Redis (readiness checks).
     pub redis: RedisPool,
-    /// Best-effort publishing of cancel signals and events (never waits on Redis).
-    pub publisher: Publisher,
+    /// Events between processes: cancel signals, access changes, the progress subscription
+    /// (publishing is best-effort and never waits on Redis).
+    pub events: EventBus,
     /// Wakes the outbox relay after a job is committed.
     pub relay: RelayHandle,
     /// The progress fan-out to SSE clients.

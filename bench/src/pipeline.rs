@@ -53,7 +53,7 @@ async fn listen(redis_url: &str, prefix: &str, seen: Arc<Mutex<Seen>>) -> anyhow
     let client = redis::Client::open(redis_url)?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub
-        .psubscribe(boards_shared::progress::progress_pattern(prefix))
+        .psubscribe(boards_shared::events::progress_pattern(prefix))
         .await?;
     tokio::spawn(async move {
         let mut messages = pubsub.into_on_message();

@@ -87,7 +87,7 @@ pub async fn run(args: &Args, p: &ProviderArgs) -> anyhow::Result<()> {
         let client = redis::Client::open("redis://127.0.0.1:6379")?;
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub
-            .psubscribe(boards_shared::progress::progress_pattern(&prefix))
+            .psubscribe(boards_shared::events::progress_pattern(&prefix))
             .await?;
         let done = done.clone();
         tokio::spawn(async move {

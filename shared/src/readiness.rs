@@ -5,7 +5,7 @@ use std::{future::Future, time::Duration};
 
 use serde_json::{json, Map, Value};
 
-use crate::{db::PgPool, progress::RedisPool};
+use crate::{db::PgPool, redis_pool::RedisPool};
 
 /// How long one dependency may take to answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -21,7 +21,7 @@ pub async fn check(
 ) -> (bool, Value) {
     let (db, redis, broker, store) = tokio::join!(
         tokio::time::timeout(PROBE_TIMEOUT, crate::db::ping(pool)),
-        tokio::time::timeout(PROBE_TIMEOUT, crate::progress::ping(redis)),
+        tokio::time::timeout(PROBE_TIMEOUT, crate::redis_pool::ping(redis)),
         broker,
         tokio::time::timeout(PROBE_TIMEOUT, storage.probe()),
     );

@@ -2,61 +2,30 @@
 
 use std::{sync::Arc, time::Duration};
 
-use boards_shared::{db::models::job_runs, progress};
-use futures::StreamExt as _;
+use boards_shared::{
+    db::models::job_runs,
+    events::{Delivery, Event, ProgressEvent, Topic},
+};
 use slog::{info, warn};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::env::WorkerEnv;
 
-/// Longest wait for a Redis connection or subscription before trying again.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Subscribes to the cancel channel (reconnecting with backoff) and cancels local runs.
+/// Cancels local runs of the generations users cancel (the cancel subscription; without it,
+/// cancelled jobs still stop at their next heartbeat).
 pub async fn cancellations(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
-    let channel = progress::cancel_channel(&env.config.redis.channel_prefix);
-    let mut backoff = Duration::from_millis(200);
-    while !shutdown.is_cancelled() {
-        let session = async {
-            let client = redis::Client::open(env.config.redis.url.expose())?;
-            // A black-holed Redis must not hold the listener (or shutdown) forever.
-            let mut pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
-                .await
-                .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
-            tokio::time::timeout(CONNECT_TIMEOUT, pubsub.subscribe(&channel))
-                .await
-                .map_err(|_| anyhow::anyhow!("subscribing timed out"))??;
-            let mut messages = pubsub.on_message();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return anyhow::Ok(()),
-                    m = messages.next() => {
-                        let Some(m) = m else { anyhow::bail!("subscription closed") };
-                        let payload: String = m.get_payload().unwrap_or_default();
-                        if let Ok(id) = Uuid::parse_str(payload.trim()) {
-                            if env.cancel(id) {
-                                info!(env.logger, "cancelling running job"; "generation_id" => %id);
-                            }
-                        }
-                    }
+    let mut deliveries = env.events.subscribe(&[Topic::Cancel], shutdown);
+    while let Some(delivery) = deliveries.recv().await {
+        match delivery {
+            Delivery::Event(Event::Cancel(id)) => {
+                if env.cancel(id) {
+                    info!(env.logger, "cancelling running job"; "generation_id" => %id);
                 }
             }
-        };
-        let session = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = session => r,
-        };
-        if let Err(e) = session {
-            warn!(env.logger, "cancel listener lost Redis; reconnecting"; "error" => format!("{e:#}"));
-            // Without the listener, cancelled jobs still stop at their next heartbeat.
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+            Delivery::Disconnected(error) => {
+                warn!(env.logger, "cancel listener lost Redis; reconnecting"; "error" => error);
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        } else {
-            return;
+            Delivery::Connected | Delivery::Event(_) => {}
         }
     }
 }
@@ -89,15 +58,8 @@ pub async fn reaper(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
                         r.runs
                     );
                     warn!(env.logger, "job failed: its workers kept dying"; "generation_id" => %r.id, "runs" => r.runs);
-                    let event = progress::ProgressEvent::new(
-                        r.id,
-                        "failed",
-                        0.0,
-                        "finalizing",
-                        Some(reason),
-                    );
-                    env.publisher
-                        .event(&env.config.redis.channel_prefix, &event);
+                    let event = ProgressEvent::new(r.id, "failed", 0.0, "finalizing", Some(reason));
+                    env.events.publish(Event::Progress(event));
                 }
             }
             Err(e) => warn!(env.logger, "reaper query failed"; "error" => %e),

@@ -7,10 +7,11 @@ use std::{
 
 use boards_shared::{
     db::PgPool,
+    events::EventBus,
     generators::{run::MemoryBudget, Registry},
     metrics::Metrics,
-    progress::{Publisher, RedisPool},
     queue::{BrokerLink, Topology},
+    redis_pool::RedisPool,
     storage::Storage,
     Config,
 };
@@ -24,8 +25,8 @@ pub struct WorkerEnv {
     pub pool: PgPool,
     /// Redis (readiness checks).
     pub redis: RedisPool,
-    /// Best-effort progress publishing (never blocks a job).
-    pub publisher: Publisher,
+    /// Progress publishing (best-effort, never blocks a job) and the cancel subscription.
+    pub events: EventBus,
     /// Where artifacts go.
     pub storage: Arc<dyn Storage>,
     /// Memory the running jobs reserve for their large buffers.

@@ -19,12 +19,12 @@ use boards_shared::{
         Generation,
     },
     domain::inputs,
+    events::{Event, ProgressEvent},
     generators::{
         run::{Context, GenerateError, InputArtifact, JobRecord, Progress},
         Registered,
     },
     jobs::JobMessage,
-    progress::ProgressEvent,
 };
 use serde_json::{json, Value};
 use slog::{info, warn, Logger};
@@ -137,9 +137,7 @@ impl Reporter {
     pub async fn event(&self, status: &str, percent: f64, phase: &str, message: Option<String>) {
         let percent = percent.max(self.high_water().await);
         let event = ProgressEvent::new(self.claim.generation_id, status, percent, phase, message);
-        self.env
-            .publisher
-            .event(&self.env.config.redis.channel_prefix, &event);
+        self.env.events.publish(Event::Progress(event));
     }
 }
 
@@ -648,20 +646,8 @@ async fn finish(
                 .jobs
                 .with_label_values(&["completed", generator])
                 .inc();
-            let mut event = ProgressEvent::new(
-                done.id,
-                "completed",
-                100.0,
-                "finalizing",
-                Some("Completed".into()),
-            );
-            if let Some(url) = &done.storage_url {
-                event.artifacts = vec![
-                    json!({"url": url, "type": done.artifact_type, "metadata": done.output_metadata}),
-                ];
-            }
-            env.publisher
-                .event(&env.config.redis.channel_prefix, &event);
+            env.events
+                .publish(Event::Progress(ProgressEvent::snapshot(&done)));
             Settle::Ack
         }
         Err(Stop::Error(GenerateError::Cancelled)) => {

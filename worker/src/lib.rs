@@ -20,11 +20,11 @@ use anyhow::Context as _;
 use boards_shared::{
     config::redact_url,
     db::{self, DbMetrics},
+    events::EventBus,
     generators::Registry,
     metrics::Metrics,
-    progress,
     queue::Topology,
-    Config,
+    redis_pool, Config,
 };
 use slog::{info, Logger};
 use tokio::task::JoinHandle;
@@ -63,12 +63,8 @@ impl Worker {
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
-        let redis = progress::build_redis_pool(&config.redis)?;
-        let publisher = progress::Publisher::start(
-            redis.clone(),
-            Duration::from_millis(config.redis.command_timeout_ms),
-            logger.clone(),
-        );
+        let redis = redis_pool::build_redis_pool(&config.redis)?;
+        let events = EventBus::from_config(&config.redis, redis.clone(), logger.clone());
         let storage = boards_shared::storage::open(&config, &logger).await?;
         let executors = generators::Executors::from_config(&registry, &config)?;
         let fetcher = output_fetcher(&config)?;
@@ -81,7 +77,7 @@ impl Worker {
             ),
             pool,
             redis,
-            publisher,
+            events,
             storage,
             memory: Arc::new(boards_shared::generators::run::MemoryBudget::new(
                 config.worker.memory_budget_mb,

@@ -184,9 +184,9 @@ impl Mutation {
             boards_shared::storage::object_keys(&deleted.output_metadata),
         );
         if matches!(deleted.status.as_str(), "pending" | "processing") {
-            let channel =
-                boards_shared::progress::cancel_channel(&ctx.state.config.redis.channel_prefix);
-            ctx.state.publisher.publish(channel, id.to_string());
+            ctx.state
+                .events
+                .publish(boards_shared::events::Event::Cancel(id));
         }
         Ok(true)
     }

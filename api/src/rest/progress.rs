@@ -9,11 +9,10 @@
 use std::{sync::Arc, time::Duration};
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use bigdecimal::ToPrimitive as _;
 use boards_shared::{
     db::models::{generations, Generation},
     domain::access,
-    progress::{is_terminal, phase_of, ProgressEvent},
+    events::{is_terminal, Event, ProgressEvent},
     AppError,
 };
 use bytes::Bytes;
@@ -35,24 +34,7 @@ const ACCESS_REVOKED: &[u8] = b": access revoked\n\n";
 const SHUTTING_DOWN: &[u8] = b": server shutting down, reconnect\nretry: 1000\n\n";
 
 fn snapshot(g: &Generation) -> ProgressEvent {
-    let message = match g.status.as_str() {
-        "failed" | "cancelled" => g.error_message.clone(),
-        "completed" => Some("Completed".into()),
-        _ => None,
-    };
-    let mut e = ProgressEvent::new(
-        g.id,
-        &g.status,
-        g.progress.to_f64().unwrap_or(0.0),
-        phase_of(&g.status),
-        message,
-    );
-    if let (true, Some(url)) = (g.status == "completed", &g.storage_url) {
-        e.artifacts = vec![
-            serde_json::json!({"url": url, "type": g.artifact_type, "metadata": g.output_metadata}),
-        ];
-    }
-    e
+    ProgressEvent::snapshot(g)
 }
 
 /// One live event for a stream whose highest progress so far is `high`: an event below it
@@ -297,12 +279,8 @@ pub async fn stream(
 /// Queues a terminal `cancelled` event and the worker cancel signal for `generation`
 /// (best-effort, never waits on Redis: workers also see the cancel at their next heartbeat).
 pub fn announce_cancel(state: &AppState, generation: &Generation) {
-    let prefix = &state.config.redis.channel_prefix;
-    state.publisher.event(prefix, &snapshot(generation));
-    state.publisher.publish(
-        boards_shared::progress::cancel_channel(prefix),
-        generation.id.to_string(),
-    );
+    state.events.publish(Event::Progress(snapshot(generation)));
+    state.events.publish(Event::Cancel(generation.id));
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub use client_ip::{ip_bucket, TrustedProxies};
 pub use quota::Quota;
 use store::{Rate, Step, Store};
 
-use crate::{config::Config, metrics::Metrics, progress::RedisPool, AppError, AppResult};
+use crate::{config::Config, metrics::Metrics, redis_pool::RedisPool, AppError, AppResult};
 
 /// What is limited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

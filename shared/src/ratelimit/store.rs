@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 
 use super::Decision;
-use crate::progress::RedisPool;
+use crate::redis_pool::RedisPool;
 
 /// A quota as the GCRA step uses it, in microseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,7 +235,7 @@ mod tests {
     #[tokio::test]
     async fn the_redis_script_limits_and_expires_its_keys() {
         let config = crate::Config::default().redis;
-        let pool = crate::progress::build_redis_pool(&config).unwrap();
+        let pool = crate::redis_pool::build_redis_pool(&config).unwrap();
         let store = RedisStore::new(pool.clone());
         let key = format!("test-{}:ratelimit-script", uuid::Uuid::new_v4().simple());
         let rate = Rate::new(2, Duration::from_secs(30));

@@ -144,7 +144,7 @@ impl Stack {
         let client = redis::Client::open(self.config.redis.url.expose()).unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
         pubsub
-            .psubscribe(boards_shared::progress::progress_pattern(
+            .psubscribe(boards_shared::events::progress_pattern(
                 &self.config.redis.channel_prefix,
             ))
             .await
