@@ -371,6 +371,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/sse/generations/{id}/progress",
             web::get().to(rest::progress::stream),
         )
+        .route(
+            "/api/sse/boards/{id}/events",
+            web::get().to(rest::board_feed::stream),
+        )
         .route("/api/storage/status", web::get().to(rest::storage::status))
         .route("/api/jobs/generations", web::post().to(rest::jobs::create))
         .route("/api/setup/status", web::get().to(rest::setup::status))

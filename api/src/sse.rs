@@ -12,7 +12,10 @@ use std::{
     },
 };
 
-use boards_shared::events::{Delivery, Event, EventBus, ProgressEvent, Topic};
+use boards_shared::{
+    db::models::Generation,
+    events::{BoardEvent, Delivery, Event, EventBus, ProgressEvent, Topic},
+};
 use slog::{info, warn, Logger};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -25,8 +28,20 @@ const BUFFER: usize = 64;
 /// Access changes buffered; a stream that falls behind re-checks its access anyway.
 const ACCESS_BUFFER: usize = 256;
 
+/// One board event, serialised once for every feed of its board.
+#[derive(Debug)]
+pub struct BoardFrame {
+    /// The SSE `event:` name.
+    pub name: &'static str,
+    pub data: String,
+    /// The board is gone: feeds end after this frame.
+    pub last: bool,
+}
+
 pub struct SseHub {
     channels: Mutex<HashMap<Uuid, broadcast::Sender<Arc<str>>>>,
+    /// Board feeds by board.
+    boards: Mutex<HashMap<Uuid, broadcast::Sender<Arc<BoardFrame>>>>,
     redis_up: AtomicBool,
     /// Boards whose members, visibility or existence changed: their streams re-check access.
     access: broadcast::Sender<Uuid>,
@@ -68,6 +83,7 @@ impl SseHub {
     pub fn new(shutdown: CancellationToken) -> Self {
         Self {
             channels: Mutex::default(),
+            boards: Mutex::default(),
             redis_up: AtomicBool::default(),
             access: broadcast::channel(ACCESS_BUFFER).0,
             open: Mutex::default(),
@@ -108,6 +124,37 @@ impl SseHub {
             .entry(id)
             .or_insert_with(|| broadcast::channel(BUFFER).0)
             .subscribe()
+    }
+
+    /// The events of board `id` from now on.
+    pub fn subscribe_board(&self, id: Uuid) -> broadcast::Receiver<Arc<BoardFrame>> {
+        let Ok(mut boards) = self.boards.lock() else {
+            return broadcast::channel(1).1;
+        };
+        boards
+            .entry(id)
+            .or_insert_with(|| broadcast::channel(BUFFER).0)
+            .subscribe()
+    }
+
+    /// Drops the feed channel of board `id` once nobody listens.
+    pub fn release_board(&self, id: Uuid) {
+        if let Ok(mut boards) = self.boards.lock() {
+            if boards.get(&id).is_some_and(|s| s.receiver_count() == 0) {
+                boards.remove(&id);
+            }
+        }
+    }
+
+    fn dispatch_board(&self, board: Uuid, event: &BoardEvent) {
+        let sender = self.boards.lock().ok().and_then(|b| b.get(&board).cloned());
+        if let (Some(s), Ok(data)) = (sender, serde_json::to_string(event)) {
+            let _ = s.send(Arc::new(BoardFrame {
+                name: event.name(),
+                data,
+                last: matches!(event, BoardEvent::BoardDeleted),
+            }));
+        }
     }
 
     /// Drops the channel of `id` once nobody listens.
@@ -151,13 +198,17 @@ impl SseHub {
         logger: Logger,
         shutdown: CancellationToken,
     ) {
-        let mut deliveries = events.subscribe(&[Topic::Progress, Topic::Access], shutdown);
+        let mut deliveries =
+            events.subscribe(&[Topic::Progress, Topic::Access, Topic::Board], shutdown);
         let mut warned = false;
         while let Some(delivery) = deliveries.recv().await {
             match delivery {
                 Delivery::Event(Event::Progress(event)) => self.dispatch(&event),
                 Delivery::Event(Event::AccessChanged { origin, board }) => {
                     self.remote_access_change(origin, board);
+                }
+                Delivery::Event(Event::Board { board, event }) => {
+                    self.dispatch_board(board, &event)
                 }
                 Delivery::Event(Event::Cancel(_)) => {}
                 Delivery::Connected => {
@@ -193,4 +244,30 @@ pub fn announce_access_change(state: &AppState, board: Uuid) {
         origin: state.sse.origin,
         board,
     });
+}
+
+/// Publishes `event` to the feeds of `board` (every API process, this one included, through
+/// its subscription; best-effort).
+pub fn announce_board(state: &AppState, board: Uuid, event: BoardEvent) {
+    state.events.publish(Event::Board { board, event });
+}
+
+/// A new generation on its board's feed: created, and its current state.
+pub fn announce_generation_created(state: &AppState, generation: &Generation) {
+    announce_board(
+        state,
+        generation.board_id,
+        BoardEvent::GenerationCreated {
+            generation_id: generation.id,
+            generator_name: generation.generator_name.clone(),
+            status: generation.status.clone(),
+        },
+    );
+    if generation.status != "pending" {
+        announce_board(
+            state,
+            generation.board_id,
+            BoardEvent::GenerationProgress(ProgressEvent::snapshot(generation)),
+        );
+    }
 }

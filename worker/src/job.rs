@@ -11,6 +11,7 @@ use std::{
     },
     time::{Duration, Instant},
 };
+use uuid::Uuid;
 
 use boards_shared::{
     db::models::{
@@ -19,7 +20,7 @@ use boards_shared::{
         Generation,
     },
     domain::inputs,
-    events::{Event, ProgressEvent},
+    events::{BoardEvent, Event, ProgressEvent},
     generators::{
         run::{Context, GenerateError, InputArtifact, JobRecord, Progress},
         Registered,
@@ -100,23 +101,35 @@ impl RunControl {
     }
 }
 
+/// Publishes `event` on its generation's stream and on its board's feed (best-effort).
+fn publish_progress(env: &WorkerEnv, board: Uuid, event: ProgressEvent) {
+    env.events.publish(Event::Board {
+        board,
+        event: BoardEvent::GenerationProgress(event.clone()),
+    });
+    env.events.publish(Event::Progress(event));
+}
+
 /// Publishes progress (best-effort) for every report and persists it to the row at most
 /// every `persist_every`. One scale that never goes back, terminal events included; nothing
 /// is published or written once the run was stopped (cancelled, or its claim lost).
 pub struct Reporter {
     env: Arc<WorkerEnv>,
     claim: Claim,
+    /// The generation's board, whose feed gets every event too.
+    board: Uuid,
     stopped: CancellationToken,
     state: Mutex<(f64, Instant)>,
     persist_every: Duration,
 }
 
 impl Reporter {
-    pub fn new(env: Arc<WorkerEnv>, claim: Claim, stopped: CancellationToken) -> Self {
+    pub fn new(env: Arc<WorkerEnv>, claim: Claim, board: Uuid, stopped: CancellationToken) -> Self {
         let persist_every = Duration::from_millis(env.config.jobs.progress_persist_interval_ms);
         Self {
             env,
             claim,
+            board,
             stopped,
             state: Mutex::new((
                 0.0,
@@ -137,7 +150,7 @@ impl Reporter {
     pub async fn event(&self, status: &str, percent: f64, phase: &str, message: Option<String>) {
         let percent = percent.max(self.high_water().await);
         let event = ProgressEvent::new(self.claim.generation_id, status, percent, phase, message);
-        self.env.events.publish(Event::Progress(event));
+        publish_progress(&self.env, self.board, event);
     }
 }
 
@@ -309,7 +322,12 @@ pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: Cancellatio
         running.insert(id, control.token.clone());
     }
     env.metrics.running.inc();
-    let reporter = Reporter::new(env.clone(), claim.clone(), control.token.clone());
+    let reporter = Reporter::new(
+        env.clone(),
+        claim.clone(),
+        job.board_id,
+        control.token.clone(),
+    );
     reporter
         .event(
             "processing",
@@ -646,8 +664,7 @@ async fn finish(
                 .jobs
                 .with_label_values(&["completed", generator])
                 .inc();
-            env.events
-                .publish(Event::Progress(ProgressEvent::snapshot(&done)));
+            publish_progress(env, done.board_id, ProgressEvent::snapshot(&done));
             Settle::Ack
         }
         Err(Stop::Error(GenerateError::Cancelled)) => {

@@ -9,6 +9,7 @@ use boards_shared::{
         text::check_opt_text,
         uploads,
     },
+    events::BoardEvent,
     generators::ArtifactKind,
     ratelimit::Limit,
     AppError,
@@ -48,6 +49,7 @@ async fn regenerate_as(ctx: &Context, id: Uuid, what: &str) -> GqlResult<Generat
     )
     .await?;
     ctx.state.relay.wake();
+    crate::sse::announce_generation_created(&ctx.state, &generation);
     Ok(GenerationObj::new(generation))
 }
 
@@ -89,6 +91,7 @@ impl Mutation {
         if made_private {
             crate::sse::announce_access_change(&ctx.state, board.id);
         }
+        crate::sse::announce_board(&ctx.state, board.id, BoardEvent::BoardUpdated);
         Ok(BoardObj(board))
     }
 
@@ -98,6 +101,7 @@ impl Mutation {
         let metadata =
             boards_shared::db::models::generations::metadata_of_board(&mut conn, id).await?;
         board_ops::delete_board(&mut conn, &actor, id).await?;
+        crate::sse::announce_board(&ctx.state, id, BoardEvent::BoardDeleted);
         crate::sse::announce_access_change(&ctx.state, id);
         // The board's artifacts go with it.
         let keys = metadata
@@ -119,6 +123,7 @@ impl Mutation {
         let mut conn = ctx.conn().await?;
         let member =
             members::add_member_by_email(&mut conn, &actor, board_id, &email, role.into()).await?;
+        crate::sse::announce_board(&ctx.state, board_id, BoardEvent::MembersChanged);
         Ok(BoardMemberObj(member))
     }
 
@@ -132,6 +137,7 @@ impl Mutation {
         let mut conn = ctx.conn().await?;
         let member = members::update_member_role(&mut conn, &actor, id, role.into()).await?;
         crate::sse::announce_access_change(&ctx.state, member.board_id);
+        crate::sse::announce_board(&ctx.state, member.board_id, BoardEvent::MembersChanged);
         Ok(BoardMemberObj(member))
     }
 
@@ -141,6 +147,7 @@ impl Mutation {
         let mut conn = ctx.conn().await?;
         let removed = members::remove_member(&mut conn, &actor, id).await?;
         crate::sse::announce_access_change(&ctx.state, removed.board_id);
+        crate::sse::announce_board(&ctx.state, removed.board_id, BoardEvent::MembersChanged);
         Ok(OperationResult::SUCCESS)
     }
 
@@ -188,6 +195,11 @@ impl Mutation {
                 .events
                 .publish(boards_shared::events::Event::Cancel(id));
         }
+        crate::sse::announce_board(
+            &ctx.state,
+            deleted.board_id,
+            BoardEvent::GenerationDeleted { generation_id: id },
+        );
         Ok(true)
     }
 
@@ -265,9 +277,11 @@ impl Mutation {
             }
         };
         match stored {
-            Ok(stored) => Ok(GenerationObj::new(
-                uploader.record(&mut conn, stored, details).await?,
-            )),
+            Ok(stored) => {
+                let generation = uploader.record(&mut conn, stored, details).await?;
+                crate::sse::announce_generation_created(&ctx.state, &generation);
+                Ok(GenerationObj::new(generation))
+            }
             Err(error) if uploads::is_store_failure(&error) => {
                 let failed = uploader
                     .record_failure(

@@ -41,6 +41,7 @@ pub async fn submit_generation(
     )
     .await?;
     state.relay.wake();
+    crate::sse::announce_generation_created(state, &generation);
     Ok(generation)
 }
 

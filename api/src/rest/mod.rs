@@ -1,6 +1,7 @@
 //! REST endpoints under `/api`: progress streams, stored artifacts, uploads, jobs, and tenant
 //! administration.
 
+pub mod board_feed;
 pub mod files;
 pub mod jobs;
 pub mod progress;

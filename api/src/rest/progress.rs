@@ -24,14 +24,14 @@ use uuid::Uuid;
 use super::{current_user, error_response};
 use crate::state::AppState;
 
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_secs(1);
 /// The last frame of a stream whose caller lost access to the generation's board (a comment:
 /// clients ignore it; the Boards client sees the stream end without a terminal status).
-const ACCESS_REVOKED: &[u8] = b": access revoked\n\n";
+pub(crate) const ACCESS_REVOKED: &[u8] = b": access revoked\n\n";
 /// The last frame when the server shuts down: a comment, and `retry:` so that an EventSource
 /// reconnects (to another replica) after a second, continuing from `Last-Event-ID`.
-const SHUTTING_DOWN: &[u8] = b": server shutting down, reconnect\nretry: 1000\n\n";
+pub(crate) const SHUTTING_DOWN: &[u8] = b": server shutting down, reconnect\nretry: 1000\n\n";
 
 fn snapshot(g: &Generation) -> ProgressEvent {
     ProgressEvent::snapshot(g)
@@ -67,7 +67,7 @@ fn monotonic(payload: Arc<str>, high: &mut f64) -> (Arc<str>, bool) {
 /// Sends one frame to the client unless the server shuts down first: a client that stops
 /// reading fills the channel, and its stream must still end on shutdown. `false` when the
 /// frame was not delivered (the stream is over).
-async fn deliver(state: &AppState, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
+pub(crate) async fn deliver(state: &AppState, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
     tokio::select! {
         sent = tx.send(frame) => sent.is_ok(),
         _ = state.sse.shutting_down() => false,
@@ -98,7 +98,7 @@ async fn readable(state: &AppState, id: Uuid, user: Uuid) -> Result<Option<Gener
     Ok(access::can_read(&board, relation).then_some(generation))
 }
 
-fn too_many_streams(max: usize) -> HttpResponse {
+pub(crate) fn too_many_streams(max: usize) -> HttpResponse {
     HttpResponse::TooManyRequests().json(json!({
         "detail": format!(
             "Too many open progress streams: at most {max} per user. Close one and try again."
@@ -279,7 +279,13 @@ pub async fn stream(
 /// Queues a terminal `cancelled` event and the worker cancel signal for `generation`
 /// (best-effort, never waits on Redis: workers also see the cancel at their next heartbeat).
 pub fn announce_cancel(state: &AppState, generation: &Generation) {
-    state.events.publish(Event::Progress(snapshot(generation)));
+    let event = snapshot(generation);
+    crate::sse::announce_board(
+        state,
+        generation.board_id,
+        boards_shared::events::BoardEvent::GenerationProgress(event.clone()),
+    );
+    state.events.publish(Event::Progress(event));
     state.events.publish(Event::Cancel(generation.id));
 }
 

@@ -307,14 +307,17 @@ async fn finish(state: &AppState, received: Received, details: Details) -> HttpR
     match received {
         Received::Stored(stored) => {
             match state.uploader.record(&mut conn, *stored, details).await {
-                Ok(generation) => HttpResponse::Ok().json(json!({
+                Ok(generation) => {
+                    crate::sse::announce_generation_created(state, &generation);
+                    HttpResponse::Ok().json(json!({
                     "id": generation.id,
                     "status": generation.status,
                     "storageUrl": generation.storage_url,
                     "thumbnailUrl": generation.thumbnail_url,
                     "artifactType": generation.artifact_type,
                     "generatorName": generation.generator_name,
-                })),
+                    }))
+                }
                 Err(e) => error_response(&e),
             }
         }

@@ -5,6 +5,7 @@ mod access;
 mod access_generations;
 mod auth;
 mod auth_oidc;
+mod board_feed;
 mod boards;
 mod client_generation_ops;
 mod client_ops;

@@ -8,6 +8,7 @@
 //! row is the source of truth, and a slow or unreachable Redis must never hold up a job or a
 //! request (dropped events are counted).
 
+mod board;
 mod memory;
 pub mod progress;
 mod redis_backend;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use board::BoardEvent;
 pub use progress::{is_terminal, phase_of, ProgressEvent};
 
 use crate::{config::RedisConfig, redis_pool::RedisPool};
@@ -39,6 +41,8 @@ pub enum Event {
     /// their caller's access. `origin` is the API process that announced it (it already told
     /// its own streams).
     AccessChanged { origin: Uuid, board: Uuid },
+    /// Something changed on a board (its feed).
+    Board { board: Uuid, event: BoardEvent },
 }
 
 /// The kinds of events a subscriber asks for.
@@ -47,6 +51,7 @@ pub enum Topic {
     Progress,
     Cancel,
     Access,
+    Board,
 }
 
 impl Event {
@@ -55,6 +60,7 @@ impl Event {
             Event::Progress(_) => Topic::Progress,
             Event::Cancel(_) => Topic::Cancel,
             Event::AccessChanged { .. } => Topic::Access,
+            Event::Board { .. } => Topic::Board,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | progress | `{prefix}job:{generation id}:progress` | the [`ProgressEvent`] JSON |
 //! | cancel | `{prefix}boards:cancel` | the generation id |
 //! | access changed | `{prefix}boards:access` | `{origin} {board id}` |
+//! | board event | `{prefix}board:{board id}:events` | the [`BoardEvent`] JSON |
 //!
 //! Publishing queues messages (dropping them when the queue is full) and sends them from one
 //! task in pipelined batches, each bounded by the command timeout; after a failure it drops
@@ -25,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Backend, Delivery, Event, ProgressEvent, Topic, SUBSCRIPTION_BUFFER};
+use super::{Backend, BoardEvent, Delivery, Event, ProgressEvent, Topic, SUBSCRIPTION_BUFFER};
 use crate::{config::RedisConfig, redis_pool::RedisPool};
 
 /// Messages waiting to be published; beyond this, new ones are dropped (and counted).
@@ -67,12 +68,23 @@ impl Channels {
         format!("{}boards:access", self.prefix)
     }
 
+    fn board(&self, id: Uuid) -> String {
+        format!("{}board:{id}:events", self.prefix)
+    }
+
+    fn board_pattern(&self) -> String {
+        format!("{}board:*:events", self.prefix)
+    }
+
     /// The channel and payload of `event`; `None` when it cannot be encoded.
     fn encode(&self, event: &Event) -> Option<(String, String)> {
         Some(match event {
             Event::Progress(p) => (self.progress(p.job_id), serde_json::to_string(p).ok()?),
             Event::Cancel(id) => (self.cancel(), id.to_string()),
             Event::AccessChanged { origin, board } => (self.access(), format!("{origin} {board}")),
+            Event::Board { board, event } => {
+                (self.board(*board), serde_json::to_string(event).ok()?)
+            }
         })
     }
 
@@ -88,10 +100,16 @@ impl Channels {
                 _ => None,
             };
         }
-        let id = channel
-            .strip_prefix(self.prefix.as_str())?
-            .strip_prefix("job:")?
-            .strip_suffix(":progress")?;
+        let rest = channel.strip_prefix(self.prefix.as_str())?;
+        if let Some(board) = rest
+            .strip_prefix("board:")
+            .and_then(|r| r.strip_suffix(":events"))
+        {
+            let board = Uuid::parse_str(board).ok()?;
+            let event: BoardEvent = serde_json::from_str(payload).ok()?;
+            return Some(Event::Board { board, event });
+        }
+        let id = rest.strip_prefix("job:")?.strip_suffix(":progress")?;
         let id = Uuid::parse_str(id).ok()?;
         let event: ProgressEvent = serde_json::from_str(payload).ok()?;
         (event.job_id == id).then_some(Event::Progress(event))
@@ -184,6 +202,7 @@ async fn subscription(
                         Topic::Progress => pubsub.psubscribe(channels.progress_pattern()).await?,
                         Topic::Cancel => pubsub.subscribe(channels.cancel()).await?,
                         Topic::Access => pubsub.subscribe(channels.access()).await?,
+                        Topic::Board => pubsub.psubscribe(channels.board_pattern()).await?,
                     }
                 }
                 anyhow::Ok(pubsub)
@@ -305,6 +324,12 @@ mod tests {
             Event::AccessChanged {
                 origin: Uuid::new_v4(),
                 board: id,
+            },
+            Event::Board {
+                board: id,
+                event: BoardEvent::GenerationDeleted {
+                    generation_id: Uuid::new_v4(),
+                },
             },
         ] {
             let (channel, payload) = channels.encode(&event).unwrap();
