@@ -14,7 +14,7 @@ use std::{
 
 use boards_shared::{
     db::models::Generation,
-    events::{BoardEvent, Delivery, Event, EventBus, ProgressEvent, Topic},
+    events::{BoardEvent, Delivery, Event, EventBus, ProgressEvent, StreamId, Topic},
 };
 use slog::{info, warn, Logger};
 use tokio::sync::broadcast;
@@ -31,6 +31,8 @@ const ACCESS_BUFFER: usize = 256;
 /// One board event, serialised once for every feed of its board.
 #[derive(Debug)]
 pub struct BoardFrame {
+    /// Its place in the board's replay stream (the SSE `id:`).
+    pub id: Option<StreamId>,
     /// The SSE `event:` name.
     pub name: &'static str,
     pub data: String,
@@ -146,10 +148,11 @@ impl SseHub {
         }
     }
 
-    fn dispatch_board(&self, board: Uuid, event: &BoardEvent) {
+    fn dispatch_board(&self, board: Uuid, id: Option<StreamId>, event: &BoardEvent) {
         let sender = self.boards.lock().ok().and_then(|b| b.get(&board).cloned());
         if let (Some(s), Ok(data)) = (sender, serde_json::to_string(event)) {
             let _ = s.send(Arc::new(BoardFrame {
+                id,
                 name: event.name(),
                 data,
                 last: matches!(event, BoardEvent::BoardDeleted),
@@ -207,8 +210,8 @@ impl SseHub {
                 Delivery::Event(Event::AccessChanged { origin, board }) => {
                     self.remote_access_change(origin, board);
                 }
-                Delivery::Event(Event::Board { board, event }) => {
-                    self.dispatch_board(board, &event)
+                Delivery::Event(Event::Board { board, event, id }) => {
+                    self.dispatch_board(board, id, &event)
                 }
                 Delivery::Event(Event::Cancel(_)) => {}
                 Delivery::Connected => {
@@ -249,7 +252,11 @@ pub fn announce_access_change(state: &AppState, board: Uuid) {
 /// Publishes `event` to the feeds of `board` (every API process, this one included, through
 /// its subscription; best-effort).
 pub fn announce_board(state: &AppState, board: Uuid, event: BoardEvent) {
-    state.events.publish(Event::Board { board, event });
+    state.events.publish(Event::Board {
+        board,
+        event,
+        id: None,
+    });
 }
 
 /// A new generation on its board's feed: created, and its current state.

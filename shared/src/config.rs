@@ -256,6 +256,10 @@ pub struct RedisConfig {
     pub command_timeout_ms: u64,
     /// Prepended to every pub/sub channel (`{prefix}job:{id}:progress`); empty in production.
     pub channel_prefix: String,
+    /// Board events kept per board for replay (`Last-Event-ID`), newest first.
+    pub board_events_max_len: u64,
+    /// Board events older than this are not kept for replay.
+    pub board_events_max_age_seconds: u64,
 }
 
 /// The RabbitMQ queue type of the job queues.
@@ -408,6 +412,8 @@ impl Default for Config {
                 pool_size: 16,
                 command_timeout_ms: 500,
                 channel_prefix: String::new(),
+                board_events_max_len: 1000,
+                board_events_max_age_seconds: 86_400,
             },
             amqp: AmqpConfig {
                 url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
@@ -637,6 +643,16 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "BOARDS_REDIS_CHANNEL_PREFIX",
         "redis.channel_prefix",
         Kind::Str,
+    ),
+    key(
+        "BOARDS_REDIS_BOARD_EVENTS_MAX_LEN",
+        "redis.board_events_max_len",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_REDIS_BOARD_EVENTS_MAX_AGE_SECONDS",
+        "redis.board_events_max_age_seconds",
+        Kind::Int,
     ),
     EnvKey {
         env: "BOARDS_AMQP_URL",
@@ -1125,6 +1141,12 @@ impl Config {
         }
         if self.redis.command_timeout_ms == 0 {
             return err("redis.command_timeout_ms", "must be at least 1");
+        }
+        if self.redis.board_events_max_len == 0 {
+            return err("redis.board_events_max_len", "must be at least 1");
+        }
+        if self.redis.board_events_max_age_seconds == 0 {
+            return err("redis.board_events_max_age_seconds", "must be at least 1");
         }
         if self.worker.memory_budget_mb < 16 {
             return err("worker.memory_budget_mb", "must be at least 16");

@@ -106,6 +106,7 @@ fn publish_progress(env: &WorkerEnv, board: Uuid, event: ProgressEvent) {
     env.events.publish(Event::Board {
         board,
         event: BoardEvent::GenerationProgress(event.clone()),
+        id: None,
     });
     env.events.publish(Event::Progress(event));
 }

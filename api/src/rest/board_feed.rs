@@ -1,8 +1,12 @@
 //! `GET /api/sse/boards/{id}/events` (issue 12): the live feed of one board for everyone looking
-//! at it. Every frame has an `id:`, an `event:` (the [`BoardEvent`] type: `generation_created`,
-//! `generation_progress`, `generation_deleted`, `board_updated`, `board_deleted`,
-//! `members_changed`) and the event's JSON as `data:`. The first frame is `event: ready`; a
-//! client that fell behind gets `event: resync` (refetch the board). Access is checked like the
+//! at it. Every event frame has an `id:` (its place in the board's replay stream), an `event:`
+//! (the [`BoardEvent`] type: `generation_created`, `generation_progress`, `generation_deleted`,
+//! `board_updated`, `board_deleted`, `members_changed`) and the event's JSON as `data:`. The
+//! first frame is `event: ready`. **Replay:** with `Last-Event-ID`, the events kept since then
+//! (`redis.board_events_max_len` / `_max_age_seconds`) come first, then live ones, none twice;
+//! when events since that id were already dropped, `event: reset` says so and carries a
+//! snapshot (the board's newest generations as progress documents). A client that fell behind
+//! the live feed gets `event: resync` (refetch the board). Access is checked like the
 //! board's (404 `Board not found` for unknown and unreadable boards alike) and re-checked when
 //! the board's access changes and every `api.sse_access_recheck_seconds`: a caller who lost it
 //! gets `: access revoked` and the end of the stream; `board_deleted` ends it too. Streams
@@ -13,7 +17,12 @@
 use std::time::Duration;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use boards_shared::{db::models::boards, domain::access, AppError};
+use boards_shared::{
+    db::models::{boards, generations},
+    domain::access,
+    events::{BoardEvent, ProgressEvent, StreamId},
+    AppError,
+};
 use bytes::Bytes;
 use serde_json::json;
 use slog::{info, warn};
@@ -47,10 +56,84 @@ async fn access_of(state: &AppState, id: Uuid, user: Uuid) -> Result<Access, App
     })
 }
 
-fn frame(seq: &mut u64, event: &str, data: &str) -> Bytes {
-    let f = Bytes::from(format!("id: {seq}\nevent: {event}\ndata: {data}\n\n"));
-    *seq += 1;
-    f
+/// Replayed events fetched at once (the replay continues until the stream is exhausted).
+const REPLAY_BATCH: usize = 1000;
+/// Generations in a `reset` snapshot, newest first.
+const SNAPSHOT_GENERATIONS: i64 = 100;
+
+fn frame(id: Option<StreamId>, event: &str, data: &str) -> Bytes {
+    Bytes::from(match id {
+        Some(id) => format!("id: {id}\nevent: {event}\ndata: {data}\n\n"),
+        None => format!("event: {event}\ndata: {data}\n\n"),
+    })
+}
+
+/// What a feed resuming after `after` sends before the live events: the kept events since then
+/// (`Ok(Some(last replayed id))`, or `Ok(None)` if there were none), or a `reset` with a
+/// snapshot when some were dropped. `Err` when the feed must end (client gone, board deleted).
+async fn replay(
+    state: &AppState,
+    tx: &mpsc::Sender<Bytes>,
+    board: Uuid,
+    after: StreamId,
+) -> Result<Option<StreamId>, ()> {
+    let mut last = None;
+    let mut cursor = after;
+    loop {
+        let history = match state
+            .events
+            .board_history(board, cursor, REPLAY_BATCH)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(state.logger, "board feed could not replay"; "board_id" => %board, "error" => %e);
+                let data = json!({"board_id": board, "reason": "replay unavailable"}).to_string();
+                return if deliver(state, tx, frame(None, "resync", &data)).await {
+                    Ok(last)
+                } else {
+                    Err(())
+                };
+            }
+        };
+        if !history.complete {
+            let generations = match state.pool.get().await {
+                Ok(mut conn) => {
+                    generations::list_for_board(&mut conn, board, SNAPSHOT_GENERATIONS, 0)
+                        .await
+                        .unwrap_or_default()
+                }
+                Err(_) => vec![],
+            };
+            let snapshot: Vec<ProgressEvent> =
+                generations.iter().map(ProgressEvent::snapshot).collect();
+            let data = json!({
+                "board_id": board,
+                "reason": "the events since Last-Event-ID are no longer kept",
+                "generations": snapshot,
+            })
+            .to_string();
+            return if deliver(state, tx, frame(None, "reset", &data)).await {
+                Ok(last)
+            } else {
+                Err(())
+            };
+        }
+        let count = history.events.len();
+        for (id, event) in history.events {
+            let data = serde_json::to_string(&event).unwrap_or_default();
+            if !deliver(state, tx, frame(Some(id), event.name(), &data)).await
+                || matches!(event, BoardEvent::BoardDeleted)
+            {
+                return Err(());
+            }
+            last = Some(id);
+            cursor = id;
+        }
+        if count < REPLAY_BATCH {
+            return Ok(last);
+        }
+    }
 }
 
 pub async fn stream(
@@ -93,12 +176,11 @@ pub async fn stream(
             return res;
         }
     };
-    let mut seq = req
+    let resume = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(0, |n| n.saturating_add(1));
+        .and_then(|v| v.parse::<StreamId>().ok());
 
     let (tx, mut rx) = mpsc::channel::<Bytes>(16);
     let state_task = state.clone();
@@ -107,7 +189,15 @@ pub async fn stream(
         let state = state_task;
         state.metrics.sse_clients.inc();
         let ready = json!({"board_id": id}).to_string();
-        let mut open = deliver(&state, &tx, frame(&mut seq, "ready", &ready)).await;
+        let mut open = deliver(&state, &tx, frame(None, "ready", &ready)).await;
+        // The newest event sent: live events up to it were replayed already.
+        let mut last_sent = resume;
+        if let (true, Some(after)) = (open, resume) {
+            match replay(&state, &tx, id, after).await {
+                Ok(last) => last_sent = last.or(last_sent),
+                Err(()) => open = false,
+            }
+        }
         let mut keep_alive =
             tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
         let recheck_every = Duration::from_secs(state.config.api.sse_access_recheck_seconds);
@@ -119,12 +209,16 @@ pub async fn stream(
             tokio::select! {
                 received = events.recv() => match received {
                     Ok(f) => {
-                        open = deliver(&state, &tx, frame(&mut seq, f.name, &f.data)).await && !f.last;
-                        keep_alive.reset();
+                        let seen = matches!((f.id, last_sent), (Some(new), Some(last)) if new <= last);
+                        if !seen {
+                            open = deliver(&state, &tx, frame(f.id, f.name, &f.data)).await && !f.last;
+                            last_sent = f.id.or(last_sent);
+                            keep_alive.reset();
+                        }
                     }
                     Err(RecvError::Lagged(missed)) => {
                         let data = json!({"board_id": id, "missed": missed}).to_string();
-                        open = deliver(&state, &tx, frame(&mut seq, "resync", &data)).await;
+                        open = deliver(&state, &tx, frame(None, "resync", &data)).await;
                     }
                     Err(RecvError::Closed) => open = false,
                 },
@@ -149,7 +243,7 @@ pub async fn stream(
                     // Deleted (its `board_deleted` event may still be on its way): say so.
                     Ok(Access::Gone) => {
                         let data = json!({"type": "board_deleted"}).to_string();
-                        let _ = deliver(&state, &tx, frame(&mut seq, "board_deleted", &data)).await;
+                        let _ = deliver(&state, &tx, frame(None, "board_deleted", &data)).await;
                         open = false;
                     }
                     Ok(Access::Unreadable) => {

@@ -5,7 +5,7 @@
 
 use std::{pin::Pin, time::Duration};
 
-use boards_shared::generators::Registry;
+use boards_shared::{events::StreamId, generators::Registry};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use serde_json::{json, Value};
@@ -24,10 +24,21 @@ type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 struct Feed {
     body: Body,
     buffer: String,
+    /// The `id:` of the last frame returned.
+    last_id: Option<String>,
 }
 
 impl Feed {
     async fn request(app: &TestApp, token: Option<&str>, board: &str) -> reqwest::Response {
+        Self::request_after(app, token, board, None).await
+    }
+
+    async fn request_after(
+        app: &TestApp,
+        token: Option<&str>,
+        board: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = app
             .client
             .get(app.url(&format!("/api/sse/boards/{board}/events")))
@@ -35,16 +46,25 @@ impl Feed {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
         req.send().await.unwrap()
     }
 
     /// Opens the feed and reads its `ready` frame.
     async fn open(app: &TestApp, user: &TestUser, board: &str) -> Self {
-        let res = Self::request(app, Some(&user.token), board).await;
+        Self::resume(app, user, board, None).await
+    }
+
+    /// Opens the feed with `Last-Event-ID` and reads its `ready` frame.
+    async fn resume(app: &TestApp, user: &TestUser, board: &str, after: Option<&str>) -> Self {
+        let res = Self::request_after(app, Some(&user.token), board, after).await;
         assert_eq!(res.status(), 200);
         let mut feed = Self {
             body: Box::pin(res.bytes_stream()),
             buffer: String::new(),
+            last_id: None,
         };
         assert_eq!(feed.next("ready").await, json!({"board_id": board}));
         feed
@@ -58,14 +78,18 @@ impl Feed {
                 let raw: String = self.buffer.drain(..end + 2).collect();
                 let mut name = None;
                 let mut data = None;
+                let mut id = None;
                 for line in raw.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.to_string());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
                         name = Some(v.to_string());
                     } else if let Some(v) = line.strip_prefix("data: ") {
                         data = Some(serde_json::from_str(v).unwrap());
                     }
                 }
                 if let (Some(name), Some(data)) = (name, data) {
+                    self.last_id = id;
                     return Some((name, data));
                 }
                 if raw.starts_with(": access revoked") {
@@ -215,4 +239,99 @@ async fn a_board_feed_is_for_the_boards_readers_and_ends_when_access_is_removed(
         }
     }
     assert!(feed.frame().await.is_none());
+}
+
+const RENAME: &str = "mutation($i: UpdateBoardInput!) { updateBoard(input: $i) { id } }";
+
+async fn rename(app: &TestApp, owner: &TestUser, board: &str, title: &str) {
+    app.ok(
+        Some(&owner.token),
+        RENAME,
+        json!({"i": {"id": board, "title": title}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_feed_replays_what_it_missed_once_then_goes_on_live() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner").await;
+    let b = board(&app, &owner).await;
+    let mut feed = Feed::open(&app, &owner, &b).await;
+    let mut ids = vec![];
+    for title in ["one", "two"] {
+        rename(&app, &owner, &b, title).await;
+        feed.next("board_updated").await;
+        ids.push(feed.last_id.clone().expect("event frames carry an id"));
+    }
+    let order: Vec<StreamId> = ids.iter().map(|id| id.parse().unwrap()).collect();
+    assert!(order[0] < order[1], "{ids:?}");
+    drop(feed);
+
+    // Missed while disconnected.
+    for title in ["three", "four"] {
+        rename(&app, &owner, &b, title).await;
+    }
+    let missed_member = app.user("member").await;
+    app.ok(
+        Some(&owner.token),
+        ADD,
+        json!({"b": b, "e": missed_member.email, "r": "VIEWER"}),
+    )
+    .await;
+    // Give the publisher a moment to append them (publishing is asynchronous).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut feed = Feed::resume(&app, &owner, &b, Some(&ids[1])).await;
+    let mut replayed = vec![];
+    for _ in 0..3 {
+        let (name, _) = feed.frame().await.expect("replayed event");
+        replayed.push((name, feed.last_id.clone().unwrap()));
+    }
+    let names: Vec<&str> = replayed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["board_updated", "board_updated", "members_changed"]);
+    // Then live, and nothing twice.
+    rename(&app, &owner, &b, "five").await;
+    let (name, _) = feed.frame().await.unwrap();
+    assert_eq!(name, "board_updated");
+    let live = feed.last_id.clone().unwrap();
+    assert!(replayed.iter().all(|(_, id)| *id != live));
+}
+
+#[tokio::test]
+async fn a_feed_resuming_after_events_that_were_dropped_gets_a_reset_with_a_snapshot() {
+    let app = TestApp::spawn_with(
+        crate::util::Options::default()
+            .no_broker()
+            .env("BOARDS_REDIS_BOARD_EVENTS_MAX_LEN", "2"),
+    )
+    .await;
+    let owner = app.user("owner").await;
+    let b = board(&app, &owner).await;
+    let g = generate(
+        &app,
+        &owner,
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "x"}),
+    )
+    .await;
+    let mut feed = Feed::open(&app, &owner, &b).await;
+    rename(&app, &owner, &b, "one").await;
+    feed.next("board_updated").await;
+    let first = feed.last_id.clone().unwrap();
+    drop(feed);
+    for title in ["two", "three", "four"] {
+        rename(&app, &owner, &b, title).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut feed = Feed::resume(&app, &owner, &b, Some(&first)).await;
+    let reset = feed.next("reset").await;
+    assert_eq!(reset["board_id"], b.as_str());
+    assert_eq!(reset["generations"][0]["job_id"], g.as_str());
+    assert_eq!(reset["generations"][0]["status"], "pending");
+    // The feed goes on live after the reset.
+    rename(&app, &owner, &b, "five").await;
+    feed.next("board_updated").await;
 }

@@ -9,6 +9,7 @@
 //! request (dropped events are counted).
 
 mod board;
+mod history;
 mod memory;
 pub mod progress;
 mod redis_backend;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use board::BoardEvent;
+pub use history::{History, StreamId};
 pub use progress::{is_terminal, phase_of, ProgressEvent};
 
 use crate::{config::RedisConfig, redis_pool::RedisPool};
@@ -41,8 +43,13 @@ pub enum Event {
     /// their caller's access. `origin` is the API process that announced it (it already told
     /// its own streams).
     AccessChanged { origin: Uuid, board: Uuid },
-    /// Something changed on a board (its feed).
-    Board { board: Uuid, event: BoardEvent },
+    /// Something changed on a board (its feed). `id` is set on delivery: the event's place in
+    /// the board's replay stream (publishers leave it `None`).
+    Board {
+        board: Uuid,
+        event: BoardEvent,
+        id: Option<StreamId>,
+    },
 }
 
 /// The kinds of events a subscriber asks for.
@@ -75,7 +82,14 @@ pub enum Delivery {
 }
 
 /// Where events go and come from (Redis, or memory in tests).
+#[async_trait::async_trait]
 trait Backend: Send + Sync {
+    async fn board_history(
+        &self,
+        board: Uuid,
+        after: StreamId,
+        limit: usize,
+    ) -> anyhow::Result<History>;
     fn publish(&self, event: Event);
     fn subscribe(
         &self,
@@ -95,7 +109,8 @@ pub struct EventBus {
 const SUBSCRIPTION_BUFFER: usize = 4096;
 
 impl EventBus {
-    /// The Redis backend (pub/sub under `redis.channel_prefix`), publishing through `pool`.
+    /// The Redis backend (pub/sub under `redis.channel_prefix`, board events also kept in a
+    /// Redis Stream per board), publishing through `pool`.
     /// Starts the publishing task: call within a Tokio runtime.
     pub fn from_config(config: &RedisConfig, pool: RedisPool, logger: slog::Logger) -> Self {
         Self {
@@ -106,8 +121,13 @@ impl EventBus {
     /// An in-process backend: every subscriber of this bus (and its clones) sees what any of
     /// them publishes.
     pub fn memory() -> Self {
+        Self::memory_with_retention(1000)
+    }
+
+    /// [`memory`](Self::memory), keeping at most `max_len` events per board.
+    pub fn memory_with_retention(max_len: usize) -> Self {
         Self {
-            backend: Arc::new(memory::MemoryBackend::new()),
+            backend: Arc::new(memory::MemoryBackend::new(max_len)),
         }
     }
 
@@ -125,6 +145,16 @@ impl EventBus {
         shutdown: CancellationToken,
     ) -> mpsc::Receiver<Delivery> {
         self.backend.subscribe(topics.to_vec(), shutdown)
+    }
+
+    /// Board `board`'s kept events after `after`, at most `limit` (see [`History`]).
+    pub async fn board_history(
+        &self,
+        board: Uuid,
+        after: StreamId,
+        limit: usize,
+    ) -> anyhow::Result<History> {
+        self.backend.board_history(board, after, limit).await
     }
 
     /// Events dropped so far (queue full, Redis down or slow).
@@ -147,6 +177,46 @@ mod tests {
                 other => panic!("no event: {other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn board_events_are_kept_for_replay_within_the_retention() {
+        let bus = EventBus::memory_with_retention(3);
+        let board = Uuid::new_v4();
+        let stop = CancellationToken::new();
+        let mut feed = bus.subscribe(&[Topic::Board], stop.clone());
+        for _ in 0..5 {
+            bus.publish(Event::Board {
+                board,
+                event: BoardEvent::BoardUpdated,
+                id: None,
+            });
+        }
+        let mut ids = vec![];
+        for _ in 0..5 {
+            match next_event(&mut feed).await {
+                Event::Board { id: Some(id), .. } => ids.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        // The newest three are kept: after the second, all of them; after the first, a gap.
+        let after_second = bus.board_history(board, ids[1], 10).await.unwrap();
+        assert!(after_second.complete);
+        assert_eq!(
+            after_second
+                .events
+                .iter()
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>(),
+            ids[2..]
+        );
+        let limited = bus.board_history(board, ids[1], 2).await.unwrap();
+        assert_eq!(limited.events.len(), 2);
+        assert!(!bus.board_history(board, ids[0], 10).await.unwrap().complete);
+        let other = bus.board_history(Uuid::new_v4(), ids[0], 10).await.unwrap();
+        assert!(other.complete && other.events.is_empty());
+        stop.cancel();
     }
 
     #[tokio::test]

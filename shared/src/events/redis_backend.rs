@@ -6,7 +6,14 @@
 //! | progress | `{prefix}job:{generation id}:progress` | the [`ProgressEvent`] JSON |
 //! | cancel | `{prefix}boards:cancel` | the generation id |
 //! | access changed | `{prefix}boards:access` | `{origin} {board id}` |
-//! | board event | `{prefix}board:{board id}:events` | the [`BoardEvent`] JSON |
+//! | board event | `{prefix}board:{board id}:events` | `{stream id} {BoardEvent JSON}` |
+//!
+//! Board events are also appended to a Redis Stream per board, `{prefix}board:{id}:stream`
+//! (at most `redis.board_events_max_len` entries, none older than
+//! `redis.board_events_max_age_seconds`; an idle stream expires), by one script that appends
+//! and then publishes with the entry's id: live events and replayed ones carry the same ids.
+//! A replay after id X is complete while X is still in the stream (trimming drops the oldest
+//! entries first); otherwise the client is told to start over.
 //!
 //! Publishing queues messages (dropping them when the queue is full) and sends them from one
 //! task in pipelined batches, each bounded by the command timeout; after a failure it drops
@@ -26,7 +33,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Backend, BoardEvent, Delivery, Event, ProgressEvent, Topic, SUBSCRIPTION_BUFFER};
+use super::{
+    Backend, BoardEvent, Delivery, Event, History, ProgressEvent, StreamId, Topic,
+    SUBSCRIPTION_BUFFER,
+};
 use crate::{config::RedisConfig, redis_pool::RedisPool};
 
 /// Messages waiting to be published; beyond this, new ones are dropped (and counted).
@@ -76,15 +86,30 @@ impl Channels {
         format!("{}board:*:events", self.prefix)
     }
 
-    /// The channel and payload of `event`; `None` when it cannot be encoded.
-    fn encode(&self, event: &Event) -> Option<(String, String)> {
+    fn board_stream(&self, id: Uuid) -> String {
+        format!("{}board:{id}:stream", self.prefix)
+    }
+
+    /// What sending `event` takes; `None` when it cannot be encoded.
+    fn encode(&self, event: &Event) -> Option<Outgoing> {
         Some(match event {
-            Event::Progress(p) => (self.progress(p.job_id), serde_json::to_string(p).ok()?),
-            Event::Cancel(id) => (self.cancel(), id.to_string()),
-            Event::AccessChanged { origin, board } => (self.access(), format!("{origin} {board}")),
-            Event::Board { board, event } => {
-                (self.board(*board), serde_json::to_string(event).ok()?)
-            }
+            Event::Progress(p) => Outgoing::Publish {
+                channel: self.progress(p.job_id),
+                payload: serde_json::to_string(p).ok()?,
+            },
+            Event::Cancel(id) => Outgoing::Publish {
+                channel: self.cancel(),
+                payload: id.to_string(),
+            },
+            Event::AccessChanged { origin, board } => Outgoing::Publish {
+                channel: self.access(),
+                payload: format!("{origin} {board}"),
+            },
+            Event::Board { board, event, .. } => Outgoing::Board {
+                stream: self.board_stream(*board),
+                channel: self.board(*board),
+                json: serde_json::to_string(event).ok()?,
+            },
         })
     }
 
@@ -106,8 +131,13 @@ impl Channels {
             .and_then(|r| r.strip_suffix(":events"))
         {
             let board = Uuid::parse_str(board).ok()?;
-            let event: BoardEvent = serde_json::from_str(payload).ok()?;
-            return Some(Event::Board { board, event });
+            let (id, json) = payload.split_once(' ')?;
+            let event: BoardEvent = serde_json::from_str(json).ok()?;
+            return Some(Event::Board {
+                board,
+                event,
+                id: Some(id.parse().ok()?),
+            });
         }
         let id = rest.strip_prefix("job:")?.strip_suffix(":progress")?;
         let id = Uuid::parse_str(id).ok()?;
@@ -116,10 +146,46 @@ impl Channels {
     }
 }
 
+/// One message for Redis.
+enum Outgoing {
+    Publish {
+        channel: String,
+        payload: String,
+    },
+    /// Appended to the board's stream, then published with its entry id.
+    Board {
+        stream: String,
+        channel: String,
+        json: String,
+    },
+}
+
+/// Appends ARGV[3] to stream KEYS[1] (at most ARGV[1] entries, none older than ARGV[2] ms; the
+/// key expires after ARGV[2] ms without events), then publishes `{id} {ARGV[3]}` on ARGV[4].
+const APPEND_AND_PUBLISH: &str = r"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'e', ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('XTRIM', KEYS[1], 'MINID', tostring(now - tonumber(ARGV[2])))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[4], id .. ' ' .. ARGV[3])
+return id
+";
+
+/// Retention of the board streams.
+#[derive(Clone, Copy)]
+struct Retention {
+    max_len: u64,
+    max_age_ms: u64,
+}
+
 pub struct RedisBackend {
     channels: Channels,
     url: String,
-    tx: mpsc::Sender<(String, String)>,
+    pool: RedisPool,
+    timeout: Duration,
+    retention: Retention,
+    tx: mpsc::Sender<Outgoing>,
     dropped: Arc<AtomicU64>,
     logger: slog::Logger,
 }
@@ -128,9 +194,18 @@ impl RedisBackend {
     pub fn start(config: &RedisConfig, pool: RedisPool, logger: slog::Logger) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
+        let timeout = Duration::from_millis(config.command_timeout_ms.max(1));
+        let retention = Retention {
+            max_len: config.board_events_max_len.max(1),
+            max_age_ms: config
+                .board_events_max_age_seconds
+                .max(1)
+                .saturating_mul(1000),
+        };
         tokio::spawn(send_loop(
-            pool,
-            Duration::from_millis(config.command_timeout_ms.max(1)),
+            pool.clone(),
+            timeout,
+            retention,
             rx,
             dropped.clone(),
             logger.clone(),
@@ -140,6 +215,9 @@ impl RedisBackend {
                 prefix: config.channel_prefix.clone(),
             },
             url: config.url.expose().to_string(),
+            pool,
+            timeout,
+            retention,
             tx,
             dropped,
             logger,
@@ -147,7 +225,63 @@ impl RedisBackend {
     }
 }
 
+#[async_trait::async_trait]
 impl Backend for RedisBackend {
+    async fn board_history(
+        &self,
+        board: Uuid,
+        after: StreamId,
+        limit: usize,
+    ) -> anyhow::Result<History> {
+        let key = self.channels.board_stream(board);
+        let read = async {
+            let mut conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| anyhow::anyhow!("redis: {e}"))?;
+            // Streams are trimmed from the oldest end: while the client's last event is still
+            // kept, nothing after it was dropped.
+            let kept: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(after.to_string())
+                .arg(after.to_string())
+                .query_async(&mut *conn)
+                .await?;
+            let complete = if kept.is_empty() {
+                let len: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut *conn).await?;
+                // An empty or expired stream dropped only events older than the retention age:
+                // none came after `after` if `after` itself is younger than that.
+                let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+                len == 0 && after.ms.saturating_add(self.retention.max_age_ms) >= now
+            } else {
+                true
+            };
+            let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(format!("({after}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(limit)
+                .query_async(&mut *conn)
+                .await?;
+            let events = entries
+                .into_iter()
+                .filter_map(|(id, fields)| {
+                    let json = fields
+                        .chunks(2)
+                        .find(|kv| kv[0] == "e")
+                        .and_then(|kv| kv.get(1))?;
+                    Some((id.parse().ok()?, serde_json::from_str(json).ok()?))
+                })
+                .collect();
+            anyhow::Ok(History { events, complete })
+        };
+        tokio::time::timeout(self.timeout.max(Duration::from_secs(2)), read)
+            .await
+            .map_err(|_| anyhow::anyhow!("redis did not answer in time"))?
+    }
+
     fn publish(&self, event: Event) {
         let queued = self
             .channels
@@ -255,7 +389,8 @@ async fn subscription(
 async fn send_loop(
     pool: RedisPool,
     timeout: Duration,
-    mut rx: mpsc::Receiver<(String, String)>,
+    retention: Retention,
+    mut rx: mpsc::Receiver<Outgoing>,
     dropped: Arc<AtomicU64>,
     logger: slog::Logger,
 ) {
@@ -273,8 +408,27 @@ async fn send_loop(
                 .await
                 .map_err(|e| anyhow::anyhow!("redis: {e}"))?;
             let mut pipe = redis::pipe();
-            for (channel, payload) in &batch {
-                pipe.publish(channel, payload).ignore();
+            for message in &batch {
+                match message {
+                    Outgoing::Publish { channel, payload } => {
+                        pipe.publish(channel, payload).ignore();
+                    }
+                    Outgoing::Board {
+                        stream,
+                        channel,
+                        json,
+                    } => {
+                        pipe.cmd("EVAL")
+                            .arg(APPEND_AND_PUBLISH)
+                            .arg(1)
+                            .arg(stream)
+                            .arg(retention.max_len)
+                            .arg(retention.max_age_ms)
+                            .arg(json)
+                            .arg(channel)
+                            .ignore();
+                    }
+                }
             }
             pipe.query_async::<()>(&mut *conn).await?;
             anyhow::Ok(())
@@ -325,17 +479,39 @@ mod tests {
                 origin: Uuid::new_v4(),
                 board: id,
             },
-            Event::Board {
-                board: id,
-                event: BoardEvent::GenerationDeleted {
-                    generation_id: Uuid::new_v4(),
-                },
-            },
         ] {
-            let (channel, payload) = channels.encode(&event).unwrap();
+            let Some(Outgoing::Publish { channel, payload }) = channels.encode(&event) else {
+                panic!("published directly: {event:?}");
+            };
             assert!(channel.starts_with("t1:"), "{channel}");
             assert_eq!(channels.decode(&channel, &payload), Some(event));
         }
+        // Board events are published by the append script as `{stream id} {json}`.
+        let deleted = BoardEvent::GenerationDeleted {
+            generation_id: Uuid::new_v4(),
+        };
+        let board = Event::Board {
+            board: id,
+            event: deleted.clone(),
+            id: None,
+        };
+        let Some(Outgoing::Board {
+            stream,
+            channel,
+            json,
+        }) = channels.encode(&board)
+        else {
+            panic!("board events go through the stream");
+        };
+        assert_eq!(stream, format!("t1:board:{id}:stream"));
+        assert_eq!(
+            channels.decode(&channel, &format!("1733050000000-3 {json}")),
+            Some(Event::Board {
+                board: id,
+                event: deleted,
+                id: Some("1733050000000-3".parse().unwrap()),
+            })
+        );
         assert_eq!(channels.progress(id), format!("t1:job:{id}:progress"));
         // Malformed messages are ignored.
         assert_eq!(channels.decode("t1:boards:cancel", "nope"), None);
