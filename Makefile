@@ -89,3 +89,4 @@ bench: services release
 	./target/release/boards-bench pipeline --worker target/release/boards-worker
 	./target/release/boards-bench uploads
 	./target/release/boards-bench providers --worker target/release/boards-worker
+	./target/release/boards-bench feeds

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 pub(crate) const SECRET: &str = "bench-secret-0123456789-0123456789";
 
+mod feeds;
 mod pipeline;
 mod providers;
 mod uploads;
@@ -44,6 +45,8 @@ enum Bench {
     Uploads(uploads::UploadArgs),
     /// Provider jobs: 1,000 upstream jobs in flight in one worker against a fake fal.ai.
     Providers(providers::ProviderArgs),
+    /// Board feeds: many boards × feeds while events flow, and replay on reconnect.
+    Feeds(feeds::FeedArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -476,6 +479,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Bench::Pipeline(p)) => pipeline::run(&cli.args, &p).await,
         Some(Bench::Uploads(u)) => uploads::run(&cli.args, &u).await,
         Some(Bench::Providers(p)) => providers::run(&cli.args, &p).await,
+        Some(Bench::Feeds(f)) => feeds::run(&cli.args, &f).await,
         Some(Bench::Http) | None => http(cli.args).await,
     }
 }
