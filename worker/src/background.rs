@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use boards_shared::{
     db::models::job_runs,
-    events::{Delivery, Event, ProgressEvent, Topic},
+    events::{BoardEvent, Delivery, Event, ProgressEvent, Topic},
 };
 use slog::{info, warn};
 use tokio_util::sync::CancellationToken;
@@ -59,6 +59,11 @@ pub async fn reaper(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
                     );
                     warn!(env.logger, "job failed: its workers kept dying"; "generation_id" => %r.id, "runs" => r.runs);
                     let event = ProgressEvent::new(r.id, "failed", 0.0, "finalizing", Some(reason));
+                    env.events.publish(Event::Board {
+                        board: r.board_id,
+                        event: BoardEvent::GenerationProgress(event.clone()),
+                        id: None,
+                    });
                     env.events.publish(Event::Progress(event));
                 }
             }

@@ -351,7 +351,14 @@ impl Mutation {
     ) -> GqlResult<TagObj> {
         let actor = ctx.actor("tag a generation")?;
         let mut conn = ctx.conn().await?;
-        let tag = tag_ops::add_tag_to_generation(&mut conn, &actor, generation_id, tag_id).await?;
+        let (tag, board) =
+            tag_ops::add_tag_to_generation(&mut conn, &actor, generation_id, tag_id).await?;
+        let event = BoardEvent::GenerationTagsChanged {
+            generation_id,
+            tag_id,
+            tagged: true,
+        };
+        crate::sse::announce_board(&ctx.state, board, event);
         Ok(TagObj(tag))
     }
 
@@ -362,7 +369,14 @@ impl Mutation {
     ) -> GqlResult<bool> {
         let actor = ctx.actor("untag a generation")?;
         let mut conn = ctx.conn().await?;
-        tag_ops::remove_tag_from_generation(&mut conn, &actor, generation_id, tag_id).await?;
+        let board =
+            tag_ops::remove_tag_from_generation(&mut conn, &actor, generation_id, tag_id).await?;
+        let event = BoardEvent::GenerationTagsChanged {
+            generation_id,
+            tag_id,
+            tagged: false,
+        };
+        crate::sse::announce_board(&ctx.state, board, event);
         Ok(true)
     }
 }

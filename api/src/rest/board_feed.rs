@@ -1,6 +1,6 @@
 //! `GET /api/sse/boards/{id}/events` (issue 12): the live feed of one board for everyone looking
 //! at it. Every event frame has an `id:` (its place in the board's replay stream), an `event:`
-//! (the [`BoardEvent`] type: `generation_created`, `generation_progress`, `generation_deleted`,
+//! (the [`BoardEvent`] type: `generation_created`, `generation_progress`, `generation_deleted`, `generation_tags_changed`,
 //! `board_updated`, `board_deleted`, `members_changed`) and the event's JSON as `data:`. The
 //! first frame is `event: ready`. **Replay:** with `Last-Event-ID`, the events kept since then
 //! (`redis.board_events_max_len` / `_max_age_seconds`) come first, then live ones, none twice;

@@ -164,6 +164,35 @@ async fn a_board_feed_shows_generations_from_request_to_completion_and_board_cha
     )
     .await;
     assert_eq!(feed.next("board_updated").await["type"], "board_updated");
+    // Tags on and off.
+    let tag = app
+        .ok(
+            Some(&owner.token),
+            "mutation { createTag(input: {name: \"Live\"}) { id } }",
+            json!({}),
+        )
+        .await["createTag"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vars = json!({"g": id, "t": tag});
+    app.ok(
+        Some(&editor.token),
+        "mutation($g: UUID!, $t: UUID!) { addTagToGeneration(generationId: $g, tagId: $t) { id } }",
+        vars.clone(),
+    )
+    .await;
+    assert_eq!(
+        feed.next("generation_tags_changed").await,
+        json!({"type": "generation_tags_changed", "generation_id": id, "tag_id": tag, "tagged": true})
+    );
+    app.ok(
+        Some(&editor.token),
+        "mutation($g: UUID!, $t: UUID!) { removeTagFromGeneration(generationId: $g, tagId: $t) }",
+        vars,
+    )
+    .await;
+    assert_eq!(feed.next("generation_tags_changed").await["tagged"], false);
     app.ok(
         Some(&owner.token),
         "mutation($id: UUID!) { deleteGeneration(id: $id) }",

@@ -197,11 +197,12 @@ pub async fn delete_tag(conn: &mut AsyncPgConnection, actor: &Actor, id: Uuid) -
 }
 
 /// The checks shared by adding and removing a tag on a generation.
+/// The board of a generation `actor` may tag.
 async fn editable_generation(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     generation_id: Uuid,
-) -> AppResult<()> {
+) -> AppResult<Uuid> {
     let generation = generations::find(conn, generation_id)
         .await?
         .filter(|g| g.tenant_id == actor.tenant_id)
@@ -213,35 +214,37 @@ async fn editable_generation(
             "Permission denied: only board owner or editor can modify generation tags",
         ));
     }
-    Ok(())
+    Ok(generation.board_id)
 }
 
-/// Idempotent: adding an existing link returns the tag unchanged.
+/// Idempotent: adding an existing link returns the tag unchanged. Returns the tag and the
+/// generation's board.
 pub async fn add_tag_to_generation(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     generation_id: Uuid,
     tag_id: Uuid,
-) -> AppResult<Tag> {
-    editable_generation(conn, actor, generation_id).await?;
+) -> AppResult<(Tag, Uuid)> {
+    let board = editable_generation(conn, actor, generation_id).await?;
     let tag = tag_in_tenant(conn, actor, tag_id).await?;
     tags::link(conn, generation_id, tag_id).await?;
-    Ok(tag)
+    Ok((tag, board))
 }
 
+/// Returns the generation's board.
 pub async fn remove_tag_from_generation(
     conn: &mut AsyncPgConnection,
     actor: &Actor,
     generation_id: Uuid,
     tag_id: Uuid,
-) -> AppResult<()> {
-    editable_generation(conn, actor, generation_id).await?;
+) -> AppResult<Uuid> {
+    let board = editable_generation(conn, actor, generation_id).await?;
     if !tags::unlink(conn, generation_id, tag_id).await? {
         return Err(AppError::not_found(
             "Tag is not associated with this generation",
         ));
     }
-    Ok(())
+    Ok(board)
 }
 
 #[cfg(test)]

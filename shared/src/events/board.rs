@@ -21,6 +21,12 @@ pub enum BoardEvent {
     GenerationDeleted {
         generation_id: Uuid,
     },
+    /// A tag was put on (`tagged`) or taken off a generation.
+    GenerationTagsChanged {
+        generation_id: Uuid,
+        tag_id: Uuid,
+        tagged: bool,
+    },
     /// Title, description, visibility or settings changed.
     BoardUpdated,
     /// The board is gone: its feeds end after this event.
@@ -36,6 +42,7 @@ impl BoardEvent {
             BoardEvent::GenerationCreated { .. } => "generation_created",
             BoardEvent::GenerationProgress(_) => "generation_progress",
             BoardEvent::GenerationDeleted { .. } => "generation_deleted",
+            BoardEvent::GenerationTagsChanged { .. } => "generation_tags_changed",
             BoardEvent::BoardUpdated => "board_updated",
             BoardEvent::BoardDeleted => "board_deleted",
             BoardEvent::MembersChanged => "members_changed",
@@ -63,6 +70,11 @@ mod tests {
                 "processing",
                 None,
             )),
+            BoardEvent::GenerationTagsChanged {
+                generation_id: id,
+                tag_id: id,
+                tagged: true,
+            },
             BoardEvent::GenerationDeleted { generation_id: id },
             BoardEvent::BoardUpdated,
             BoardEvent::BoardDeleted,

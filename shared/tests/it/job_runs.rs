@@ -2,7 +2,10 @@
 //! the job claimed again), none of its writes changes the job.
 
 use boards_shared::{
-    db::models::job_runs::{self, Claim},
+    db::models::{
+        generations,
+        job_runs::{self, Claim},
+    },
     testing::TestDb,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -211,10 +214,16 @@ async fn the_reaper_finds_expired_jobs_behind_many_finished_runs() {
         .unwrap();
     expire(&mut conn, stuck).await;
     let reaped = job_runs::reap_expired(&mut conn, 1, 5, 10).await.unwrap();
+    let board_id = generations::find(&mut conn, stuck)
+        .await
+        .unwrap()
+        .unwrap()
+        .board_id;
     assert_eq!(
         reaped,
         vec![job_runs::Reaped {
             id: stuck,
+            board_id,
             status: "pending".into(),
             runs: 1
         }]

@@ -381,6 +381,8 @@ pub async fn release(conn: &mut AsyncPgConnection, claim: &Claim) -> QueryResult
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reaped {
     pub id: Uuid,
+    /// The generation's board (its feed hears of a failure).
+    pub board_id: Uuid,
     /// `pending` (queued again) or `failed` (its runs ran out).
     pub status: String,
     /// Runs the job has had.
@@ -406,6 +408,8 @@ pub async fn reap_expired(
     struct Row {
         #[diesel(sql_type = sql_types::Uuid)]
         id: Uuid,
+        #[diesel(sql_type = sql_types::Uuid)]
+        board_id: Uuid,
         #[diesel(sql_type = sql_types::Text)]
         generator_name: String,
         #[diesel(sql_type = sql_types::Text)]
@@ -431,7 +435,7 @@ pub async fn reap_expired(
                      ELSE g.error_message END
              FROM expired e
              WHERE g.id = e.id
-             RETURNING g.id, g.generator_name::text AS generator_name, g.status::text AS status,
+             RETURNING g.id, g.board_id, g.generator_name::text AS generator_name, g.status::text AS status,
                        e.attempt AS runs",
         )
         .bind::<sql_types::Double, _>(grace_seconds as f64)
@@ -448,6 +452,7 @@ pub async fn reap_expired(
             .into_iter()
             .map(|r| Reaped {
                 id: r.id,
+                board_id: r.board_id,
                 status: r.status,
                 runs: r.runs,
             })
