@@ -204,18 +204,7 @@ pub async fn run(args: &Args, f: &FeedArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let mut open = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while open < streams && Instant::now() < deadline {
-        if tokio::time::timeout(Duration::from_secs(1), open_rx.recv())
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            open += 1;
-        }
-    }
+    let open = crate::wait_open(&mut open_rx, streams).await;
     let rss_open = rss_kib(api_pid);
     let ids: Vec<Uuid> = boards.iter().filter_map(|b| b.parse().ok()).collect();
     let total = f.rate * f.seconds;

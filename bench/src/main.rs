@@ -379,6 +379,27 @@ impl Report {
     }
 }
 
+/// Counts streams reporting themselves open on `opened`, until `expected` did or a minute
+/// passed; returns how many did.
+pub(crate) async fn wait_open(
+    opened: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    expected: usize,
+) -> usize {
+    let mut open = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while open < expected && std::time::Instant::now() < deadline {
+        if tokio::time::timeout(std::time::Duration::from_secs(1), opened.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            open += 1;
+        }
+    }
+    open
+}
+
 pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)
 }

@@ -355,18 +355,7 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let mut open = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while open < p.streams && Instant::now() < deadline {
-        if tokio::time::timeout(Duration::from_secs(1), open_rx.recv())
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            open += 1;
-        }
-    }
+    let open = crate::wait_open(&mut open_rx, p.streams).await;
     let rss_open = rss_kib(api_pid);
     // Drop the snapshots; then collect the live events for a few seconds.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use boards_shared::{
     db::models::{boards, generations},
     domain::access,
@@ -31,7 +31,9 @@ use uuid::Uuid;
 
 use super::{
     current_user, error_response,
-    progress::{deliver, too_many_streams, ACCESS_REVOKED, KEEP_ALIVE, SHUTTING_DOWN},
+    progress::{
+        deliver, event_stream, too_many_streams, ACCESS_REVOKED, KEEP_ALIVE, SHUTTING_DOWN,
+    },
 };
 use crate::state::AppState;
 
@@ -182,7 +184,7 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<StreamId>().ok());
 
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
     let state_task = state.clone();
     actix_web::rt::spawn(async move {
         let _slot = slot;
@@ -262,12 +264,5 @@ pub async fn stream(
         state.metrics.sse_clients.dec();
     });
 
-    let body = futures::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(Ok::<_, actix_web::Error>))
-    });
-    HttpResponse::Ok()
-        .content_type("text/event-stream; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+    event_stream(rx)
 }

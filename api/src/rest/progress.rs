@@ -155,7 +155,7 @@ pub async fn stream(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map_or(0, |n| n + 1);
 
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
     let state_task = state.clone();
     actix_web::rt::spawn(async move {
         let _slot = slot;
@@ -266,6 +266,12 @@ pub async fn stream(
         state.metrics.sse_clients.dec();
     });
 
+    event_stream(rx)
+}
+
+/// The `text/event-stream` response whose frames a stream's task sends through `rx` (no
+/// caching, no proxy buffering).
+pub(crate) fn event_stream(mut rx: mpsc::Receiver<Bytes>) -> HttpResponse {
     let body = futures::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|o| o.map(Ok::<_, actix_web::Error>))
     });
