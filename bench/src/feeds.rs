@@ -266,5 +266,6 @@ pub async fn run(args: &Args, f: &FeedArgs) -> anyhow::Result<()> {
         replays.max() as f64 / 1000.0
     );
     let _ = std::fs::remove_dir_all(&storage);
+    boards_shared::testing::delete_redis_keys("redis://127.0.0.1:6379", &format!("bench-{tag}:"));
     Ok(())
 }

@@ -379,6 +379,7 @@ pub async fn run(args: &Args, p: &PipelineArgs) -> anyhow::Result<()> {
         fan.len(), ms(&fan, 0.5), ms(&fan, 0.99), fan.max() as f64 / 1000.0
     );
     let _ = std::fs::remove_dir_all(&storage);
+    boards_shared::testing::delete_redis_keys("redis://127.0.0.1:6379", &format!("bench-{tag}:"));
     let config = boards_shared::Config::load_from(&env.iter().cloned().collect())?;
     boards_shared::testing::delete_topology(&config, &["default"]);
     Ok(())

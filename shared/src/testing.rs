@@ -204,6 +204,29 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Deletes the Redis keys a test or benchmark left under its channel prefix (board replay
+/// streams, rate-limit counters): they would otherwise live until they expire. An empty prefix
+/// (production's) is never touched.
+pub fn delete_redis_keys(url: &str, prefix: &str) {
+    if prefix.is_empty() {
+        return;
+    }
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection_with_timeout(std::time::Duration::from_secs(2)) else {
+        return;
+    };
+    let keys: Vec<String> =
+        match redis::Commands::scan_match::<_, String>(&mut conn, format!("{prefix}*")) {
+            Ok(iter) => iter.filter_map(Result::ok).collect(),
+            Err(_) => return,
+        };
+    for chunk in keys.chunks(500) {
+        let _: redis::RedisResult<()> = redis::Commands::del(&mut conn, chunk);
+    }
+}
+
 /// Deletes a test's RabbitMQ topology (durable queues outlive the test otherwise): the
 /// queues of `pools` as `config` names them, and the exchange.
 pub fn delete_topology(config: &crate::Config, pools: &[&str]) {

@@ -240,6 +240,10 @@ impl Drop for TestApp {
             config.amqp.url = boards_shared::config::Secret::new(url);
         }
         boards_shared::testing::delete_topology(&config, &pools);
+        boards_shared::testing::delete_redis_keys(
+            self.config.redis.url.expose(),
+            &self.config.redis.channel_prefix,
+        );
     }
 }
 
