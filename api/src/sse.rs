@@ -1,14 +1,15 @@
-//! The progress relay: **one** event subscription per process (progress and access changes,
-//! `boards_shared::events`) fanned out to Server-Sent Event clients through per-generation
-//! broadcast channels; the bookkeeping of open streams (a cap per user); and the signals that
-//! end streams early: a board whose access rules changed (this process, or another replica)
-//! and the server's shutdown.
+//! The event relay: **one** event subscription per process (board events, a generation's
+//! progress among them, and access changes; `boards_shared::events`) fanned out to
+//! Server-Sent Event streams through one broadcast channel per board feed and per generation;
+//! the bookkeeping of open streams (a cap per user); and the signals that end streams early: a
+//! board whose access rules changed (this process, or another replica) and the server's
+//! shutdown.
 
 use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
     },
 };
 
@@ -23,27 +24,102 @@ use uuid::Uuid;
 
 use crate::state::AppState;
 
-/// Events buffered per generation; a client that falls further behind gets a fresh snapshot.
+/// Events buffered per stream key; a stream that falls further behind catches up another way
+/// (a snapshot, or `resync`).
 const BUFFER: usize = 64;
 /// Access changes buffered; a stream that falls behind re-checks its access anyway.
 const ACCESS_BUFFER: usize = 256;
 
-/// One board event, serialised once for every feed of its board.
+/// One board event, shared by every stream of this process that shows it and serialised at
+/// most once per shape, when a stream first asks.
 #[derive(Debug)]
 pub struct BoardFrame {
     /// Its place in the board's replay stream (the SSE `id:`).
     pub id: Option<StreamId>,
-    /// The SSE `event:` name.
-    pub name: &'static str,
-    pub data: String,
+    pub event: BoardEvent,
+    data: OnceLock<String>,
+    progress: OnceLock<String>,
+}
+
+impl BoardFrame {
+    pub fn new(id: Option<StreamId>, event: BoardEvent) -> Self {
+        Self {
+            id,
+            event,
+            data: OnceLock::new(),
+            progress: OnceLock::new(),
+        }
+    }
+
+    /// The SSE `event:` name on a board feed.
+    pub fn name(&self) -> &'static str {
+        self.event.name()
+    }
+
+    /// The board feed's `data:`: the event's JSON.
+    pub fn data(&self) -> &str {
+        self.data
+            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())
+    }
+
     /// The board is gone: feeds end after this frame.
-    pub last: bool,
+    pub fn is_last(&self) -> bool {
+        matches!(self.event, BoardEvent::BoardDeleted)
+    }
+
+    /// A generation's progress, with its per-generation stream JSON (the client's shape).
+    pub fn progress(&self) -> Option<(&ProgressEvent, &str)> {
+        match &self.event {
+            BoardEvent::GenerationProgress(p) => Some((
+                p,
+                self.progress
+                    .get_or_init(|| serde_json::to_string(p).unwrap_or_default()),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What a stream listens to: one generation's progress, or everything on one board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    Generation(Uuid),
+    Board(Uuid),
+}
+
+/// The live frames of one [`Key`]; dropping it frees the key's channel once nobody listens.
+pub struct Live {
+    rx: Option<broadcast::Receiver<Arc<BoardFrame>>>,
+    hub: Arc<SseHub>,
+    key: Key,
+}
+
+impl Live {
+    pub async fn recv(&mut self) -> Result<Arc<BoardFrame>, broadcast::error::RecvError> {
+        match self.rx.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        if let Ok(mut channels) = self.hub.channels.lock() {
+            if channels
+                .get(&self.key)
+                .is_some_and(|s| s.receiver_count() == 0)
+            {
+                channels.remove(&self.key);
+            }
+        }
+    }
 }
 
 pub struct SseHub {
-    channels: Mutex<HashMap<Uuid, broadcast::Sender<Arc<str>>>>,
-    /// Board feeds by board.
-    boards: Mutex<HashMap<Uuid, broadcast::Sender<Arc<BoardFrame>>>>,
+    /// Live frames by stream key.
+    channels: Mutex<HashMap<Key, broadcast::Sender<Arc<BoardFrame>>>>,
     redis_up: AtomicBool,
     /// Boards whose members, visibility or existence changed: their streams re-check access.
     access: broadcast::Sender<Uuid>,
@@ -85,7 +161,6 @@ impl SseHub {
     pub fn new(shutdown: CancellationToken) -> Self {
         Self {
             channels: Mutex::default(),
-            boards: Mutex::default(),
             redis_up: AtomicBool::default(),
             access: broadcast::channel(ACCESS_BUFFER).0,
             open: Mutex::default(),
@@ -118,58 +193,22 @@ impl SseHub {
         self.shutdown.cancelled()
     }
 
-    pub fn subscribe(&self, id: Uuid) -> broadcast::Receiver<Arc<str>> {
-        let Ok(mut channels) = self.channels.lock() else {
-            return broadcast::channel(1).1;
-        };
-        channels
-            .entry(id)
-            .or_insert_with(|| broadcast::channel(BUFFER).0)
-            .subscribe()
-    }
-
-    /// The events of board `id` from now on.
-    pub fn subscribe_board(&self, id: Uuid) -> broadcast::Receiver<Arc<BoardFrame>> {
-        let Ok(mut boards) = self.boards.lock() else {
-            return broadcast::channel(1).1;
-        };
-        boards
-            .entry(id)
-            .or_insert_with(|| broadcast::channel(BUFFER).0)
-            .subscribe()
-    }
-
-    /// Drops the feed channel of board `id` once nobody listens.
-    pub fn release_board(&self, id: Uuid) {
-        if let Ok(mut boards) = self.boards.lock() {
-            if boards.get(&id).is_some_and(|s| s.receiver_count() == 0) {
-                boards.remove(&id);
-            }
+    /// The frames of `key` from now on.
+    pub fn subscribe(self: &Arc<Self>, key: Key) -> Live {
+        let rx = self.channels.lock().ok().map(|mut channels| {
+            channels
+                .entry(key)
+                .or_insert_with(|| broadcast::channel(BUFFER).0)
+                .subscribe()
+        });
+        Live {
+            rx,
+            hub: self.clone(),
+            key,
         }
     }
 
-    fn dispatch_board(&self, board: Uuid, id: Option<StreamId>, event: &BoardEvent) {
-        let sender = self.boards.lock().ok().and_then(|b| b.get(&board).cloned());
-        if let (Some(s), Ok(data)) = (sender, serde_json::to_string(event)) {
-            let _ = s.send(Arc::new(BoardFrame {
-                id,
-                name: event.name(),
-                data,
-                last: matches!(event, BoardEvent::BoardDeleted),
-            }));
-        }
-    }
-
-    /// Drops the channel of `id` once nobody listens.
-    pub fn release(&self, id: Uuid) {
-        if let Ok(mut channels) = self.channels.lock() {
-            if channels.get(&id).is_some_and(|s| s.receiver_count() == 0) {
-                channels.remove(&id);
-            }
-        }
-    }
-
-    /// Whether live events flow (else streams poll the database).
+    /// Whether live events flow (else progress streams poll the database).
     pub fn redis_up(&self) -> bool {
         self.redis_up.load(Ordering::Relaxed)
     }
@@ -181,39 +220,50 @@ impl SseHub {
         }
     }
 
-    fn dispatch(&self, event: &ProgressEvent) {
-        let sender = self
-            .channels
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&event.job_id).cloned());
-        // Serialised once per event, whatever the number of its streams.
-        if let (Some(s), Ok(payload)) = (sender, serde_json::to_string(event)) {
-            let _ = s.send(payload.into());
+    /// Hands one board event to the feeds of its board and, for progress, to the streams of
+    /// its generation: one shared frame for all of them.
+    fn dispatch(&self, board: Uuid, id: Option<StreamId>, event: BoardEvent) {
+        let generation = match &event {
+            BoardEvent::GenerationProgress(p) => Some(Key::Generation(p.job_id)),
+            _ => None,
+        };
+        let senders: Vec<_> = match self.channels.lock() {
+            Ok(channels) => [Some(Key::Board(board)), generation]
+                .into_iter()
+                .flatten()
+                .filter_map(|k| channels.get(&k).cloned())
+                .collect(),
+            Err(_) => return,
+        };
+        if senders.is_empty() {
+            return;
+        }
+        let frame = Arc::new(BoardFrame::new(id, event));
+        for sender in senders {
+            let _ = sender.send(frame.clone());
         }
     }
 
-    /// Relays progress and access changes from the process's one subscription until
-    /// `shutdown`; while it is disconnected, streams poll the database.
+    /// Relays board events (a generation's progress among them) and access changes from the
+    /// process's one subscription until `shutdown`; while it is disconnected, progress
+    /// streams poll the database.
     pub async fn run(
         self: Arc<Self>,
         events: EventBus,
         logger: Logger,
         shutdown: CancellationToken,
     ) {
-        let mut deliveries =
-            events.subscribe(&[Topic::Progress, Topic::Access, Topic::Board], shutdown);
+        let mut deliveries = events.subscribe(&[Topic::Access, Topic::Board], shutdown);
         let mut warned = false;
         while let Some(delivery) = deliveries.recv().await {
             match delivery {
-                Delivery::Event(Event::Progress(event)) => self.dispatch(&event),
                 Delivery::Event(Event::AccessChanged { origin, board }) => {
                     self.remote_access_change(origin, board);
                 }
                 Delivery::Event(Event::Board { board, event, id }) => {
-                    self.dispatch_board(board, id, &event)
+                    self.dispatch(board, id, event);
                 }
-                Delivery::Event(Event::Cancel(_)) => {}
+                Delivery::Event(Event::Progress(_) | Event::Cancel(_)) => {}
                 Delivery::Connected => {
                     self.redis_up.store(true, Ordering::Relaxed);
                     if warned {

@@ -61,10 +61,9 @@ pub async fn reaper(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
                     let event = ProgressEvent::new(r.id, "failed", 0.0, "finalizing", Some(reason));
                     env.events.publish(Event::Board {
                         board: r.board_id,
-                        event: BoardEvent::GenerationProgress(event.clone()),
+                        event: BoardEvent::GenerationProgress(event),
                         id: None,
                     });
-                    env.events.publish(Event::Progress(event));
                 }
             }
             Err(e) => warn!(env.logger, "reaper query failed"; "error" => %e),

@@ -101,14 +101,14 @@ impl RunControl {
     }
 }
 
-/// Publishes `event` on its generation's stream and on its board's feed (best-effort).
+/// Publishes `event` on its board's feed, which also carries it to its generation's stream
+/// and progress channel (best-effort).
 fn publish_progress(env: &WorkerEnv, board: Uuid, event: ProgressEvent) {
     env.events.publish(Event::Board {
         board,
-        event: BoardEvent::GenerationProgress(event.clone()),
+        event: BoardEvent::GenerationProgress(event),
         id: None,
     });
-    env.events.publish(Event::Progress(event));
 }
 
 /// Publishes progress (best-effort) for every report and persists it to the row at most

@@ -2,6 +2,7 @@
 //! administration.
 
 pub mod board_feed;
+pub(crate) mod feed;
 pub mod files;
 pub mod jobs;
 pub mod progress;

@@ -1,87 +1,28 @@
 //! `GET /api/sse/generations/{id}/progress` (contract §3.3, with the runtime's fixes): a
-//! snapshot of the row first, then live events as they arrive, `id:` on every event,
-//! `: keep-alive` every 15 s, and the end of the stream after a terminal event. Without Redis
-//! it polls the row instead. A generation the caller cannot read is answered like an unknown
-//! one (404). An open stream re-checks the caller's access when its board's access changes
-//! (and every `api.sse_access_recheck_seconds`) and ends with `: access revoked` once it is
-//! gone; on shutdown every stream ends with `: server shutting down` and `retry: 1000`.
+//! snapshot of the row first, then live events as they arrive, and the end of the stream after
+//! a terminal event; without Redis it polls the row instead. A generation the caller cannot
+//! read is answered like an unknown one (404). Live events carry `id:`, their place in the
+//! board's replay stream: with `Last-Event-ID` the stream replays the generation's events kept
+//! since then instead of the snapshot (and sends the snapshot when they are no longer kept).
+//! Keep-alives, access re-checks and the end on shutdown are the shared driver's (`feed.rs`).
 
-use std::{sync::Arc, time::Duration};
-
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use boards_shared::{
     db::models::{generations, Generation},
     domain::access,
-    events::{is_terminal, Event, ProgressEvent},
+    events::{BoardEvent, Event, ProgressEvent, StreamId},
     AppError,
 };
-use bytes::Bytes;
-use serde_json::json;
-use slog::{info, warn};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
 use uuid::Uuid;
 
-use super::{current_user, error_response};
-use crate::state::AppState;
-
-pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_secs(1);
-/// The last frame of a stream whose caller lost access to the generation's board (a comment:
-/// clients ignore it; the Boards client sees the stream end without a terminal status).
-pub(crate) const ACCESS_REVOKED: &[u8] = b": access revoked\n\n";
-/// The last frame when the server shuts down: a comment, and `retry:` so that an EventSource
-/// reconnects (to another replica) after a second, continuing from `Last-Event-ID`.
-pub(crate) const SHUTTING_DOWN: &[u8] = b": server shutting down, reconnect\nretry: 1000\n\n";
-
-fn snapshot(g: &Generation) -> ProgressEvent {
-    ProgressEvent::snapshot(g)
-}
-
-/// One live event for a stream whose highest progress so far is `high`: an event below it
-/// (the `cancelled` event is built from the row, whose progress is written less often than
-/// events are published) is sent at `high` instead, so progress never goes back on a stream,
-/// terminal events included. Returns the payload to send and whether the event is terminal.
-fn monotonic(payload: Arc<str>, high: &mut f64) -> (Arc<str>, bool) {
-    let Ok(mut event) = serde_json::from_str::<serde_json::Value>(&payload) else {
-        return (payload, false);
-    };
-    let terminal = event
-        .get("status")
-        .and_then(|s| s.as_str())
-        .is_some_and(is_terminal);
-    let progress = event.get("progress").and_then(serde_json::Value::as_f64);
-    match progress {
-        Some(p) if p < *high => {
-            event["progress"] = serde_json::json!(*high);
-            let rewritten = serde_json::to_string(&event).map_or(payload, Arc::from);
-            (rewritten, terminal)
-        }
-        Some(p) => {
-            *high = p;
-            (payload, terminal)
-        }
-        None => (payload, terminal),
-    }
-}
-
-/// Sends one frame to the client unless the server shuts down first: a client that stops
-/// reading fills the channel, and its stream must still end on shutdown. `false` when the
-/// frame was not delivered (the stream is over).
-pub(crate) async fn deliver(state: &AppState, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
-    tokio::select! {
-        sent = tx.send(frame) => sent.is_ok(),
-        _ = state.sse.shutting_down() => false,
-    }
-}
-
-fn frame(id: u64, data: &str) -> Bytes {
-    Bytes::from(format!("id: {id}\ndata: {data}\n\n"))
-}
-
-async fn load(state: &AppState, id: Uuid) -> Result<Option<Generation>, AppError> {
-    let mut conn = state.pool.get().await?;
-    Ok(generations::find(&mut conn, id).await?)
-}
+use super::{
+    current_user, error_response,
+    feed::{self, frame, Emit, Feed, Recheck},
+};
+use crate::{
+    sse::{BoardFrame, Key},
+    state::AppState,
+};
 
 /// The generation, when it exists and `user` may read its board.
 async fn readable(state: &AppState, id: Uuid, user: Uuid) -> Result<Option<Generation>, AppError> {
@@ -98,13 +39,126 @@ async fn readable(state: &AppState, id: Uuid, user: Uuid) -> Result<Option<Gener
     Ok(access::can_read(&board, relation).then_some(generation))
 }
 
-pub(crate) fn too_many_streams(max: usize) -> HttpResponse {
-    HttpResponse::TooManyRequests().json(json!({
-        "detail": format!(
-            "Too many open progress streams: at most {max} per user. Close one and try again."
-        ),
-        "code": "TOO_MANY_REQUESTS",
-    }))
+async fn load(state: &AppState, id: Uuid) -> Option<Generation> {
+    let mut conn = state.pool.get().await.ok()?;
+    generations::find(&mut conn, id).await.ok().flatten()
+}
+
+/// One generation's stream. Progress never goes back on it: an event below the highest
+/// progress sent (the `cancelled` event is built from the row, whose progress is written less
+/// often than events are published) is sent at that height instead, terminal events included.
+struct Progress {
+    id: Uuid,
+    board: Uuid,
+    /// What the row said when the stream opened.
+    opened: ProgressEvent,
+    /// The last state sent and the highest progress sent.
+    last: Option<ProgressEvent>,
+    high: f64,
+}
+
+impl Progress {
+    fn new(generation: &Generation) -> Self {
+        Self {
+            id: generation.id,
+            board: generation.board_id,
+            opened: ProgressEvent::snapshot(generation),
+            last: None,
+            high: 0.0,
+        }
+    }
+
+    /// `event` at no less than the highest progress sent, as a frame.
+    fn emit(&mut self, id: Option<StreamId>, event: &ProgressEvent, json: Option<&str>) -> Emit {
+        let data = if event.progress < self.high {
+            let mut raised = event.clone();
+            raised.progress = self.high;
+            let data = serde_json::to_string(&raised).unwrap_or_default();
+            self.last = Some(raised);
+            data
+        } else {
+            self.high = event.progress;
+            self.last = Some(event.clone());
+            json.map_or_else(
+                || serde_json::to_string(event).unwrap_or_default(),
+                str::to_string,
+            )
+        };
+        Emit {
+            frame: frame(id, None, &data),
+            last: event.is_terminal(),
+        }
+    }
+
+    /// The row's state, if it says more than what was sent: finished, or further along (events
+    /// are best-effort: one may have been lost).
+    fn row(&mut self, g: &Generation, any_change: bool) -> Option<Emit> {
+        let now = ProgressEvent::snapshot(g);
+        let changed = match &self.last {
+            None => true,
+            Some(last) if any_change => {
+                now.status != last.status || (now.progress - last.progress).abs() > f64::EPSILON
+            }
+            Some(_) => now.is_terminal() || now.progress > self.high,
+        };
+        changed.then(|| self.emit(None, &now, None))
+    }
+}
+
+impl Feed for Progress {
+    const NAME: &'static str = "progress";
+
+    fn board(&self) -> Uuid {
+        self.board
+    }
+
+    fn opening(&mut self, resuming: bool) -> Option<Emit> {
+        let snapshot = self.opened.clone();
+        (!resuming).then(|| self.emit(None, &snapshot, None))
+    }
+
+    fn event(&mut self, f: &BoardFrame) -> Option<Emit> {
+        let (event, json) = f.progress().filter(|(p, _)| p.job_id == self.id)?;
+        Some(self.emit(f.id, event, Some(json)))
+    }
+
+    fn replayed(&mut self) -> Option<Emit> {
+        // Finished without a kept terminal event (or before the client's id): say so and end.
+        let snapshot = self.opened.clone();
+        snapshot
+            .is_terminal()
+            .then(|| self.emit(None, &snapshot, None))
+    }
+
+    async fn reset(&mut self, state: &AppState, _reason: &str) -> Option<Emit> {
+        // The client's shape has no reset: the current state is the snapshot.
+        let g = load(state, self.id).await?;
+        self.last = None;
+        self.row(&g, true)
+    }
+
+    async fn lagged(&mut self, state: &AppState, _missed: u64) -> Option<Emit> {
+        // Too slow for the live feed: send the current state instead.
+        let g = load(state, self.id).await?;
+        self.last = None;
+        self.row(&g, true)
+    }
+
+    async fn recheck(&mut self, state: &AppState, user: Uuid) -> anyhow::Result<Recheck> {
+        Ok(match readable(state, self.id, user).await? {
+            Some(g) => Recheck::Keep(self.row(&g, false)),
+            None => Recheck::Revoked,
+        })
+    }
+
+    fn polls(&self) -> bool {
+        true
+    }
+
+    async fn poll(&mut self, state: &AppState) -> Option<Emit> {
+        let g = load(state, self.id).await?;
+        self.row(&g, true)
+    }
 }
 
 pub async fn stream(
@@ -125,173 +179,31 @@ pub async fn stream(
     };
     // Subscribe before reading the row, so that no event and no access change falls between
     // the check and the stream.
-    let mut events = state.sse.subscribe(id);
-    let mut access_changes = state.sse.access_changes();
+    let live = state.sse.subscribe(Key::Generation(id));
+    let access = state.sse.access_changes();
     // Unknown and unreadable generations are answered alike: the id's existence is private.
     let generation = match readable(&state, id, user).await {
         Ok(Some(g)) => g,
-        Ok(None) => {
-            drop(events);
-            state.sse.release(id);
-            return not_found();
-        }
-        Err(e) => {
-            drop(events);
-            state.sse.release(id);
-            return error_response(&e);
-        }
+        Ok(None) => return not_found(),
+        Err(e) => return error_response(&e),
     };
-    let max = state.config.api.sse_max_streams_per_user;
-    let Some(slot) = state.sse.open_stream(user, max) else {
-        drop(events);
-        state.sse.release(id);
-        return too_many_streams(max);
-    };
-    let board_id = generation.board_id;
-    let first_id = req
-        .headers()
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(0, |n| n + 1);
-
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let state_task = state.clone();
-    actix_web::rt::spawn(async move {
-        let _slot = slot;
-        let state = state_task;
-        state.metrics.sse_clients.inc();
-        let mut seq = first_id;
-        let mut last = snapshot(&generation);
-        // The highest progress this stream has sent: nothing later goes below it.
-        let mut high = last.progress;
-        let send = |seq: &mut u64, data: &str| {
-            let f = frame(*seq, data);
-            *seq += 1;
-            f
-        };
-        let first = serde_json::to_string(&last).unwrap_or_default();
-        let mut open = deliver(&state, &tx, send(&mut seq, &first)).await && !last.is_terminal();
-        let mut keep_alive =
-            tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
-        let mut poll = tokio::time::interval(POLL);
-        let mut polling_logged = false;
-        let recheck_every = Duration::from_secs(state.config.api.sse_access_recheck_seconds);
-        let mut recheck =
-            tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
-        let mut access_feed = true;
-        while open {
-            let mut check_access = false;
-            tokio::select! {
-                received = events.recv() => match received {
-                    Ok(payload) => {
-                        let (payload, terminal) = monotonic(payload, &mut high);
-                        open = deliver(&state, &tx, send(&mut seq, &payload)).await && !terminal;
-                        keep_alive.reset();
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        // Too slow for the live feed: send the current state instead.
-                        if let Ok(Some(g)) = load(&state, id).await {
-                            last = snapshot(&g);
-                            last.progress = last.progress.max(high);
-                            high = last.progress;
-                            let data = serde_json::to_string(&last).unwrap_or_default();
-                            open = deliver(&state, &tx, send(&mut seq, &data)).await && !last.is_terminal();
-                        }
-                    }
-                    Err(RecvError::Closed) => open = false,
-                },
-                _ = poll.tick(), if !state.sse.redis_up() => {
-                    if !polling_logged {
-                        warn!(state.logger, "Redis unavailable: progress stream polls the database"; "generation_id" => %id);
-                        polling_logged = true;
-                    }
-                    if let Ok(Some(g)) = load(&state, id).await {
-                        let mut now = snapshot(&g);
-                        now.progress = now.progress.max(high);
-                        if now.status != last.status || (now.progress - last.progress).abs() > f64::EPSILON {
-                            last = now;
-                            high = last.progress;
-                            let data = serde_json::to_string(&last).unwrap_or_default();
-                            open = deliver(&state, &tx, send(&mut seq, &data)).await && !last.is_terminal();
-                        }
-                    }
-                }
-                _ = keep_alive.tick() => {
-                    open = deliver(&state, &tx, Bytes::from_static(b": keep-alive\n\n")).await;
-                }
-                changed = access_changes.recv(), if access_feed => match changed {
-                    Ok(board) => check_access = board == board_id,
-                    Err(RecvError::Lagged(_)) => check_access = true,
-                    Err(RecvError::Closed) => access_feed = false,
-                },
-                _ = recheck.tick() => check_access = true,
-                _ = state.sse.shutting_down() => {
-                    // Best-effort: a client that does not read gets no last frame.
-                    let _ = tx.try_send(Bytes::from_static(SHUTTING_DOWN));
-                    open = false;
-                }
-                _ = tx.closed() => open = false,
-            }
-            if check_access && open {
-                match readable(&state, id, user).await {
-                    Ok(Some(g)) => {
-                        // Events are best-effort: if one was lost (Redis dropped it, or the
-                        // subscription silently died), the row tells. A finished job ends the
-                        // stream; progress that moved on is sent.
-                        let mut now = snapshot(&g);
-                        if now.is_terminal() || now.progress > high {
-                            now.progress = now.progress.max(high);
-                            high = now.progress;
-                            let data = serde_json::to_string(&now).unwrap_or_default();
-                            open = deliver(&state, &tx, send(&mut seq, &data)).await
-                                && !now.is_terminal();
-                            last = now;
-                        }
-                    }
-                    Ok(None) => {
-                        info!(state.logger, "progress stream ended: access revoked";
-                            "generation_id" => %id, "user_id" => %user);
-                        let _ = tx.try_send(Bytes::from_static(ACCESS_REVOKED));
-                        open = false;
-                    }
-                    // Keep streaming: the next check decides.
-                    Err(e) => warn!(state.logger, "progress stream could not re-check access";
-                        "generation_id" => %id, "error" => ?e),
-                }
-            }
-        }
-        drop(events);
-        state.sse.release(id);
-        state.metrics.sse_clients.dec();
-    });
-
-    event_stream(rx)
-}
-
-/// The `text/event-stream` response whose frames a stream's task sends through `rx` (no
-/// caching, no proxy buffering).
-pub(crate) fn event_stream(mut rx: mpsc::Receiver<Bytes>) -> HttpResponse {
-    let body = futures::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(Ok::<_, actix_web::Error>))
-    });
-    HttpResponse::Ok()
-        .content_type("text/event-stream; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body)
+    feed::accept(
+        state,
+        &req,
+        user,
+        (live, access),
+        Progress::new(&generation),
+    )
 }
 
 /// Queues a terminal `cancelled` event and the worker cancel signal for `generation`
 /// (best-effort, never waits on Redis: workers also see the cancel at their next heartbeat).
 pub fn announce_cancel(state: &AppState, generation: &Generation) {
-    let event = snapshot(generation);
     crate::sse::announce_board(
         state,
         generation.board_id,
-        boards_shared::events::BoardEvent::GenerationProgress(event.clone()),
+        BoardEvent::GenerationProgress(ProgressEvent::snapshot(generation)),
     );
-    state.events.publish(Event::Progress(event));
     state.events.publish(Event::Cancel(generation.id));
 }
 
@@ -299,26 +211,62 @@ pub fn announce_cancel(state: &AppState, generation: &Generation) {
 mod tests {
     use super::*;
 
+    fn stream() -> Progress {
+        let id = Uuid::new_v4();
+        Progress {
+            id,
+            board: Uuid::new_v4(),
+            opened: ProgressEvent::new(id, "pending", 0.0, "queued", None),
+            last: None,
+            high: 0.0,
+        }
+    }
+
+    fn data(emit: &Emit) -> serde_json::Value {
+        let text = std::str::from_utf8(&emit.frame).unwrap();
+        let json = text.split("data: ").nth(1).unwrap().trim_end();
+        serde_json::from_str(json).unwrap()
+    }
+
     #[test]
     fn progress_never_goes_back_on_a_stream() {
-        let mut high = 0.0;
-        let ev = |status: &str, p: f64| -> Arc<str> {
-            Arc::from(format!(
-                r#"{{"job_id":"x","status":"{status}","progress":{p},"phase":"p"}}"#
+        let mut s = stream();
+        let at = |status: &str, p: f64| ProgressEvent::new(s.id, status, p, "processing", None);
+        let (first, cancelled) = (at("processing", 18.0), at("cancelled", 9.0));
+        let sent = s.emit(None, &first, None);
+        assert!(!sent.last);
+        assert_eq!(data(&sent)["progress"], 18.0);
+        let sent = s.emit(Some("5-0".parse().unwrap()), &cancelled, None);
+        assert!(sent.last, "a terminal event ends the stream");
+        assert_eq!(data(&sent)["progress"], 18.0);
+        assert_eq!(data(&sent)["status"], "cancelled");
+        assert!(std::str::from_utf8(&sent.frame)
+            .unwrap()
+            .starts_with("id: 5-0\n"));
+    }
+
+    #[test]
+    fn a_generation_stream_shows_only_its_generations_progress() {
+        let mut s = stream();
+        let other = ProgressEvent::new(Uuid::new_v4(), "processing", 50.0, "processing", None);
+        let mine = ProgressEvent::new(s.id, "processing", 50.0, "processing", None);
+        let id = Some("7-1".parse().unwrap());
+        assert!(s
+            .event(&BoardFrame::new(id, BoardEvent::GenerationProgress(other)))
+            .is_none());
+        assert!(s
+            .event(&BoardFrame::new(id, BoardEvent::BoardUpdated))
+            .is_none());
+        let shown = s
+            .event(&BoardFrame::new(
+                id,
+                BoardEvent::GenerationProgress(mine.clone()),
             ))
-        };
-        let (out, terminal) = monotonic(ev("processing", 18.0), &mut high);
-        assert_eq!((high, terminal), (18.0, false));
-        assert!(out.contains("18"));
-        let (out, terminal) = monotonic(ev("cancelled", 9.0), &mut high);
-        assert!(terminal);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["progress"], 18.0);
-        assert_eq!(v["status"], "cancelled");
-        // Key order is kept (the client does not care, but logs and diffs do).
-        assert!(
-            out.starts_with(r#"{"job_id":"x","status":"cancelled""#),
-            "{out}"
-        );
+            .unwrap();
+        assert_eq!(data(&shown), serde_json::to_value(&mine).unwrap());
+        // The client's shape: the progress document, no `type`, no `event:` line.
+        assert!(!std::str::from_utf8(&shown.frame)
+            .unwrap()
+            .contains("event:"));
     }
 }

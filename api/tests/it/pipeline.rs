@@ -9,9 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use boards_shared::generators::{
-    run::{Context, Execute, GenerateError, Output},
-    ArtifactKind, Registered, Registry,
+use boards_shared::{
+    events::StreamId,
+    generators::{
+        run::{Context, Execute, GenerateError, Output},
+        ArtifactKind, Registered, Registry,
+    },
 };
 use boards_worker::Worker;
 use futures::StreamExt as _;
@@ -82,16 +85,34 @@ pub async fn wait_for(
     }
 }
 
-/// Reads an SSE stream to its end (or `within`); returns the `data:` payloads and `id:`s.
-pub async fn sse(app: &TestApp, token: &str, id: &str, within: Duration) -> (Vec<Value>, Vec<u64>) {
-    let res = app
+/// Reads an SSE stream to its end (or `within`); returns the `data:` payloads and each one's
+/// `id:` (`None` for a snapshot, which has no place in the replay stream).
+pub async fn sse(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    within: Duration,
+) -> (Vec<Value>, Vec<Option<StreamId>>) {
+    sse_after(app, token, id, None, within).await
+}
+
+/// [`sse`], reconnecting with `Last-Event-ID: last_event_id`.
+pub async fn sse_after(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    last_event_id: Option<&str>,
+    within: Duration,
+) -> (Vec<Value>, Vec<Option<StreamId>>) {
+    let mut req = app
         .client
         .get(app.url(&format!("/api/sse/generations/{id}/progress")))
         .bearer_auth(token)
-        .header("Accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+        .header("Accept", "text/event-stream");
+    if let Some(last) = last_event_id {
+        req = req.header("Last-Event-ID", last);
+    }
+    let res = req.send().await.unwrap();
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     let mut body = res.bytes_stream();
     let mut buffer = String::new();
@@ -101,16 +122,46 @@ pub async fn sse(app: &TestApp, token: &str, id: &str, within: Duration) -> (Vec
         buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
         while let Some(end) = buffer.find("\n\n") {
             let frame: String = buffer.drain(..end + 2).collect();
+            let mut id = None;
             for line in frame.lines() {
                 if let Some(data) = line.strip_prefix("data: ") {
                     events.push(serde_json::from_str(data).unwrap());
+                    ids.push(id);
                 } else if let Some(n) = line.strip_prefix("id: ") {
-                    ids.push(n.parse().unwrap());
+                    id = Some(n.parse().unwrap());
                 }
             }
         }
     }
     (events, ids)
+}
+
+/// Requests a `local-echo` text on `board` and waits for it to complete: its id.
+async fn echo_completed(app: &TestApp, user: &TestUser, board: &str, prompt: &str) -> String {
+    let id = generate(
+        app,
+        user,
+        board,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": prompt}),
+    )
+    .await;
+    wait_for(app, user, &id, &["completed"], Duration::from_secs(20)).await;
+    id
+}
+
+/// Requests an image on `board` and reads its progress stream to the end: the generation's id,
+/// the events and their ids.
+async fn streamed_image(
+    app: &TestApp,
+    user: &TestUser,
+    board: &str,
+) -> (String, Vec<Value>, Vec<Option<StreamId>>) {
+    let params = json!({"prompt": "a red fox", "width": 96, "height": 64});
+    let id = generate(app, user, board, "local-image", "IMAGE", params).await;
+    let (events, ids) = sse(app, &user.token, &id, Duration::from_secs(20)).await;
+    (id, events, ids)
 }
 
 #[tokio::test]
@@ -119,17 +170,7 @@ async fn an_image_generation_runs_streams_progress_and_serves_its_artifact() {
     let w = worker(&app, Registry::builtin()).await;
     let alice = app.user("alice").await;
     let b = board(&app, &alice).await;
-    let id = generate(
-        &app,
-        &alice,
-        &b,
-        "local-image",
-        "IMAGE",
-        json!({"prompt": "a red fox", "width": 96, "height": 64}),
-    )
-    .await;
-
-    let (events, ids) = sse(&app, &alice.token, &id, Duration::from_secs(20)).await;
+    let (id, events, ids) = streamed_image(&app, &alice, &b).await;
     let last = events.last().unwrap();
     assert_eq!(last["status"], "completed", "{events:?}");
     assert_eq!(last["progress"], 100.0);
@@ -145,7 +186,12 @@ async fn an_image_generation_runs_streams_progress_and_serves_its_artifact() {
         .map(|e| e["progress"].as_f64().unwrap())
         .collect();
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(ids[0], None, "the snapshot has no replay id");
+    let live: Vec<StreamId> = ids[1..]
+        .iter()
+        .map(|id| id.expect("live events carry an id"))
+        .collect();
+    assert!(live.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 
     let g = wait_for(&app, &alice, &id, &["completed"], Duration::from_secs(5)).await;
     assert_eq!(g["progress"], 100.0);
@@ -439,7 +485,53 @@ async fn a_late_subscriber_gets_the_final_snapshot_and_the_stream_ends() {
     assert_eq!(events[0]["status"], "completed");
     assert_eq!(events[0]["progress"], 100.0);
     assert!(events[0]["artifacts"][0]["url"].as_str().is_some());
-    assert_eq!(ids, vec![0]);
+    assert_eq!(ids, vec![None]);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_progress_stream_replays_the_events_it_missed() {
+    let app = TestApp::spawn().await;
+    let w = worker(&app, Registry::builtin()).await;
+    let alice = app.user("alice").await;
+    let b = board(&app, &alice).await;
+    let (id, events, ids) = streamed_image(&app, &alice, &b).await;
+    assert_eq!(events.last().unwrap()["status"], "completed", "{events:?}");
+    assert!(
+        events.len() >= 3,
+        "a snapshot and at least two live events: {events:?}"
+    );
+    let first_live = ids[1].unwrap().to_string();
+    // Another generation on the board publishes events in between: not this stream's.
+    echo_completed(&app, &alice, &b, "x").await;
+
+    // Resuming after the first live event: the events after it, the same ids, no snapshot,
+    // and the end after the terminal one.
+    let (replayed, replayed_ids) = sse_after(
+        &app,
+        &alice.token,
+        &id,
+        Some(&first_live),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(replayed_ids, ids[2..], "{replayed:?}");
+    assert_eq!(replayed, events[2..]);
+
+    // An id older than what is kept (or a counter from before replay existed): the snapshot.
+    for stale in ["1-0", "3"] {
+        let (events, ids) = sse_after(
+            &app,
+            &alice.token,
+            &id,
+            Some(stale),
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(ids, vec![None], "{stale}: {events:?}");
+        assert_eq!(events[0]["status"], "completed");
+        assert!(events[0]["artifacts"][0]["url"].as_str().is_some());
+    }
     w.stop().await;
 }
 
@@ -505,7 +597,7 @@ async fn progress_streams_check_identity_and_access() {
 }
 
 #[tokio::test]
-async fn last_event_id_continues_the_numbering() {
+async fn a_counter_last_event_id_from_before_replay_gets_the_snapshot() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let b = board(&app, &alice).await;
@@ -529,7 +621,8 @@ async fn last_event_id_continues_the_numbering() {
         .unwrap();
     assert_eq!(res.headers()["cache-control"], "no-cache");
     let text = res.text().await.unwrap();
-    assert!(text.starts_with("id: 42\ndata: "), "{text}");
+    // Not a replay id: the row's state, which has no place in the replay stream (no `id:`).
+    assert!(text.starts_with("data: "), "{text}");
     assert!(text.contains("\"message\":\"boom\""), "{text}");
 }
 
@@ -874,23 +967,7 @@ async fn a_worker_reconnects_after_losing_rabbitmq() {
     .unwrap();
     let alice = app.user("alice").await;
     let b = board(&app, &alice).await;
-    let first = generate(
-        &app,
-        &alice,
-        &b,
-        "local-echo",
-        "TEXT",
-        json!({"prompt": "before"}),
-    )
-    .await;
-    wait_for(
-        &app,
-        &alice,
-        &first,
-        &["completed"],
-        Duration::from_secs(20),
-    )
-    .await;
+    echo_completed(&app, &alice, &b, "before").await;
     // Cut the worker's connection (and refuse new ones) for a moment.
     proxy.set_enabled(false);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -102,8 +102,19 @@ impl Backend for MemoryBackend {
                 kept.max_deleted = kept.events.pop_front().map(|(id, _)| id);
             }
         }
+        // A generation's progress also goes to its own channel, as the Redis script does.
+        let progress = match &event {
+            Event::Board {
+                event: BoardEvent::GenerationProgress(p),
+                ..
+            } => Some(Event::Progress(p.clone())),
+            _ => None,
+        };
         // No subscriber is not a loss: nobody was listening, as on Redis.
         let _ = self.tx.send(event);
+        if let Some(progress) = progress {
+            let _ = self.tx.send(progress);
+        }
     }
 
     fn subscribe(

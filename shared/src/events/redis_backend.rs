@@ -15,6 +15,11 @@
 //! A replay after id X is complete while X is still in the stream (trimming drops the oldest
 //! entries first); otherwise the client is told to start over.
 //!
+//! A generation's progress is a board event (`generation_progress`): the same script also
+//! publishes its plain [`ProgressEvent`] JSON on the generation's progress channel, so one
+//! round trip serves the board feed, the per-generation stream and the documented
+//! `job:{id}:progress` channel.
+//!
 //! Publishing queues messages (dropping them when the queue is full) and sends them from one
 //! task in pipelined batches, each bounded by the command timeout; after a failure it drops
 //! messages for a second without trying. Each subscription is a task of its own that
@@ -109,6 +114,12 @@ impl Channels {
                 stream: self.board_stream(*board),
                 channel: self.board(*board),
                 json: serde_json::to_string(event).ok()?,
+                progress: match event {
+                    BoardEvent::GenerationProgress(p) => {
+                        Some((self.progress(p.job_id), serde_json::to_string(p).ok()?))
+                    }
+                    _ => None,
+                },
             },
         })
     }
@@ -152,16 +163,19 @@ enum Outgoing {
         channel: String,
         payload: String,
     },
-    /// Appended to the board's stream, then published with its entry id.
+    /// Appended to the board's stream, then published with its entry id; a progress event is
+    /// also published (channel, payload) on its generation's channel.
     Board {
         stream: String,
         channel: String,
         json: String,
+        progress: Option<(String, String)>,
     },
 }
 
 /// Appends ARGV[3] to stream KEYS[1] (at most ARGV[1] entries, none older than ARGV[2] ms; the
-/// key expires after ARGV[2] ms without events), then publishes `{id} {ARGV[3]}` on ARGV[4].
+/// key expires after ARGV[2] ms without events), then publishes `{id} {ARGV[3]}` on ARGV[4],
+/// and ARGV[6] on ARGV[5] when given (a progress event on its generation's channel).
 const APPEND_AND_PUBLISH: &str = r"
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'e', ARGV[3])
 local t = redis.call('TIME')
@@ -169,6 +183,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('XTRIM', KEYS[1], 'MINID', tostring(now - tonumber(ARGV[2])))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[4], id .. ' ' .. ARGV[3])
+if ARGV[5] then
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
+end
 return id
 ";
 
@@ -417,16 +434,21 @@ async fn send_loop(
                         stream,
                         channel,
                         json,
+                        progress,
                     } => {
-                        pipe.cmd("EVAL")
+                        let eval = pipe
+                            .cmd("EVAL")
                             .arg(APPEND_AND_PUBLISH)
                             .arg(1)
                             .arg(stream)
                             .arg(retention.max_len)
                             .arg(retention.max_age_ms)
                             .arg(json)
-                            .arg(channel)
-                            .ignore();
+                            .arg(channel);
+                        if let Some((channel, payload)) = progress {
+                            eval.arg(channel).arg(payload);
+                        }
+                        eval.ignore();
                     }
                 }
             }
@@ -499,6 +521,7 @@ mod tests {
             stream,
             channel,
             json,
+            progress: None,
         }) = channels.encode(&board)
         else {
             panic!("board events go through the stream");
@@ -513,6 +536,23 @@ mod tests {
             })
         );
         assert_eq!(channels.progress(id), format!("t1:job:{id}:progress"));
+        // A generation's progress is also published, unchanged, on its own channel.
+        let event = ProgressEvent::new(id, "completed", 100.0, "finalizing", None);
+        let Some(Outgoing::Board {
+            progress: Some((channel, payload)),
+            ..
+        }) = channels.encode(&Event::Board {
+            board: Uuid::new_v4(),
+            event: BoardEvent::GenerationProgress(event.clone()),
+            id: None,
+        })
+        else {
+            panic!("progress is mirrored on the generation's channel");
+        };
+        assert_eq!(
+            channels.decode(&channel, &payload),
+            Some(Event::Progress(event))
+        );
         // Malformed messages are ignored.
         assert_eq!(channels.decode("t1:boards:cancel", "nope"), None);
         assert_eq!(channels.decode("t1:job:nope:progress", "{}"), None);

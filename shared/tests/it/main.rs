@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod auth_providers;
+mod events;
 mod job_runs;
 mod migrations;
 mod s3;
