@@ -146,6 +146,7 @@ impl Application {
                 boards_shared::domain::uploads::UploadLimits::from_config(&config),
             )),
             fetcher: Arc::new(url_fetcher(&config)?),
+            webhooks: boards_shared::domain::webhooks::WebhookRules::from_config(&config)?,
             storage,
             limits: boards_shared::ratelimit::Limiter::from_config(
                 &config,
@@ -389,6 +390,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/setup/tenant/{tenant_id}/approve",
             web::post().to(rest::setup::approve),
+        )
+        // The original's stub, kept for its clients (webhooks themselves are GraphQL).
+        .route(
+            "/api/webhooks/status",
+            web::get().to(|| async {
+                HttpResponse::Ok().json(json!({"status": "Webhook endpoint ready"}))
+            }),
         )
         .route(
             "/api/tenants/registration/status",

@@ -53,6 +53,8 @@ pub struct AppState {
     pub uploader: Arc<boards_shared::domain::uploads::Uploader>,
     /// URL imports' fetcher (SSRF-guarded).
     pub fetcher: Arc<boards_shared::net::Fetcher>,
+    /// What webhook URLs and counts are checked against.
+    pub webhooks: boards_shared::domain::webhooks::WebhookRules,
     /// Rate limits (counters in Redis, shared by every replica).
     pub limits: boards_shared::ratelimit::Limiter,
     /// Prometheus metrics of this process.

@@ -56,6 +56,26 @@ pub struct Config {
     pub uploads: UploadsConfig,
     pub jobs: JobsConfig,
     pub rate_limit: RateLimitConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhook deliveries (issue 12; `crate::webhooks`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Time limit of one delivery attempt (connect, send, response headers).
+    pub timeout_ms: u64,
+    /// Delay before retry n; a delivery is tried once plus once per delay, then failed and
+    /// dead-lettered.
+    pub retry_delays_ms: Vec<u64>,
+    /// Hosts or CIDRs webhook URLs may reach although they are private or loopback.
+    pub allowed_hosts: Vec<String>,
+    /// Webhooks one board may have.
+    pub max_per_board: u32,
+    /// Settled deliveries (delivered or failed) are deleted after this many days.
+    pub delivery_retention_days: u32,
+    /// After a secret rotation, the previous secret keeps signing this long.
+    pub secret_rotation_grace_seconds: u64,
 }
 
 /// Rate limits (see `crate::ratelimit`): each quota is `COUNT/PERIOD` (`30/60`: 30 per 60 s;
@@ -517,6 +537,17 @@ impl Default for Config {
                 generations: Quota::per(30, 60),
                 uploads: Quota::per(60, 60),
                 auth_failures: Quota::per(20, 60),
+            },
+            webhooks: WebhooksConfig {
+                timeout_ms: 10_000,
+                // The schedule Standard Webhooks suggests: 8 attempts over about 28 hours.
+                retry_delays_ms: vec![
+                    5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
+                ],
+                allowed_hosts: vec![],
+                max_per_board: 20,
+                delivery_retention_days: 30,
+                secret_rotation_grace_seconds: 86_400,
             },
         }
     }
@@ -996,6 +1027,36 @@ pub const ENV_KEYS: &[EnvKey] = &[
         "rate_limit.auth_failures",
         Kind::Str,
     ),
+    key(
+        "BOARDS_WEBHOOK_TIMEOUT_MS",
+        "webhooks.timeout_ms",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_WEBHOOK_RETRY_DELAYS_MS",
+        "webhooks.retry_delays_ms",
+        Kind::IntList,
+    ),
+    key(
+        "BOARDS_WEBHOOK_ALLOWED_HOSTS",
+        "webhooks.allowed_hosts",
+        Kind::List,
+    ),
+    key(
+        "BOARDS_WEBHOOK_MAX_PER_BOARD",
+        "webhooks.max_per_board",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_WEBHOOK_DELIVERY_RETENTION_DAYS",
+        "webhooks.delivery_retention_days",
+        Kind::Int,
+    ),
+    key(
+        "BOARDS_WEBHOOK_SECRET_ROTATION_GRACE_SECONDS",
+        "webhooks.secret_rotation_grace_seconds",
+        Kind::Int,
+    ),
 ];
 
 /// Environment variables read outside [`ENV_KEYS`] (they choose the file or guard production).
@@ -1194,6 +1255,12 @@ impl Config {
         }
         if self.jobs.lease_seconds < 2 {
             return err("jobs.lease_seconds", "must be at least 2");
+        }
+        if self.webhooks.timeout_ms == 0 {
+            return err("webhooks.timeout_ms", "must be at least 1");
+        }
+        if let Err(e) = crate::net::AllowList::parse(&self.webhooks.allowed_hosts) {
+            return err("webhooks.allowed_hosts", &e);
         }
         let valid_name = |s: &str| {
             !s.is_empty()

@@ -6,6 +6,10 @@
 //! | `{p}.jobs.{pool}` | durable queue | work queue of a pool |
 //! | `{p}.jobs.{pool}.retry.{delay}` | durable queue, TTL | waits `{delay}` (`5s`, `1500ms`), then dead-letters back to `{p}.jobs` |
 //! | `{p}.jobs.{pool}.dead` | durable queue | jobs that exhausted their attempts |
+//! | `{p}.webhooks` | direct exchange | webhook deliveries, routing key `deliveries` |
+//! | `{p}.webhooks.deliveries` | durable queue | deliveries to send (every worker consumes it) |
+//! | `{p}.webhooks.deliveries.retry.{delay}` | durable queue, TTL | waits, then back to `{p}.webhooks` |
+//! | `{p}.webhooks.deliveries.dead` | durable queue | deliveries that ran out of attempts |
 //!
 //! Retry queues are named by their delay, so changing `BOARDS_JOB_RETRY_DELAYS_MS` declares new
 //! queues instead of redeclaring old ones with other arguments (which RabbitMQ refuses with
@@ -31,13 +35,19 @@ use crate::jobs::JobMessage;
 
 pub use crate::config::QueueType;
 
-/// The queue names of one deployment (prefix), its retry delays and its queue type.
+/// The queue names of one kind of message (jobs, webhook deliveries) in one deployment
+/// (prefix), its retry delays and its queue type.
 #[derive(Clone, Debug)]
 pub struct Topology {
     pub prefix: String,
+    /// `jobs` or `webhooks`: the second part of every name.
+    pub kind: &'static str,
     pub retry_delays_ms: Vec<u64>,
     pub queue_type: QueueType,
 }
+
+/// The one pool of the webhook topology.
+pub const WEBHOOK_POOL: &str = "deliveries";
 
 /// Deliveries of one message a quorum work queue allows before dead-lettering it (a worker
 /// keeps a message unsettled while its database is down, so redeliveries mean crashes).
@@ -62,19 +72,31 @@ pub enum Declared {
 }
 
 impl Topology {
+    /// The job queues.
     pub fn new(config: &crate::config::Config) -> Self {
         Self {
             prefix: config.amqp.prefix.clone(),
+            kind: "jobs",
             retry_delays_ms: config.jobs.retry_delays_ms.clone(),
             queue_type: config.amqp.queue_type,
         }
     }
 
+    /// The webhook delivery queues (one pool, [`WEBHOOK_POOL`]).
+    pub fn webhooks(config: &crate::config::Config) -> Self {
+        Self {
+            prefix: config.amqp.prefix.clone(),
+            kind: "webhooks",
+            retry_delays_ms: config.webhooks.retry_delays_ms.clone(),
+            queue_type: config.amqp.queue_type,
+        }
+    }
+
     pub fn exchange(&self) -> String {
-        format!("{}.jobs", self.prefix)
+        format!("{}.{}", self.prefix, self.kind)
     }
     pub fn work_queue(&self, pool: &str) -> String {
-        format!("{}.jobs.{pool}", self.prefix)
+        format!("{}.{}.{pool}", self.prefix, self.kind)
     }
     /// The queue that delays retry `n` (1-based).
     pub fn retry_queue(&self, pool: &str, n: usize) -> String {
@@ -82,13 +104,14 @@ impl Topology {
     }
     fn delay_queue(&self, pool: &str, delay_ms: u64) -> String {
         format!(
-            "{}.jobs.{pool}.retry.{}",
+            "{}.{}.{pool}.retry.{}",
             self.prefix,
+            self.kind,
             delay_label(delay_ms)
         )
     }
     pub fn dead_queue(&self, pool: &str) -> String {
-        format!("{}.jobs.{pool}.dead", self.prefix)
+        format!("{}.{}.{pool}.dead", self.prefix, self.kind)
     }
     /// Delay before retry `n` (1-based); the last configured delay repeats.
     pub fn delay_ms(&self, n: usize) -> u64 {
@@ -289,7 +312,7 @@ pub async fn confirm_channel(conn: &Connection) -> lapin::Result<Channel> {
     Ok(channel)
 }
 
-fn properties(message: &JobMessage) -> BasicProperties {
+fn job_properties(message: &JobMessage) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert("x-attempt".into(), AMQPValue::LongUInt(message.attempt));
     headers.insert(
@@ -337,9 +360,58 @@ impl ConfirmedPublisher {
         routing_key: &str,
         message: &JobMessage,
     ) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(message)?;
+        self.publish_raw(exchange, routing_key, &payload, job_properties(message))
+            .await
+    }
+
+    /// Publishes a webhook delivery message (its id is the delivery's).
+    pub async fn publish_webhook(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        message: &crate::webhooks::WebhookMessage,
+    ) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(message)?;
+        let mut headers = FieldTable::default();
+        headers.insert("x-attempt".into(), AMQPValue::LongUInt(message.attempt));
+        if let Some(t) = &message.traceparent {
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(t.clone().into()),
+            );
+        }
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"))
+            .with_message_id(ShortString::from(message.delivery_id.to_string()))
+            .with_headers(headers);
+        self.publish_raw(exchange, routing_key, &payload, props)
+            .await
+    }
+
+    /// Publishes bytes as they are (a message that could not be read, to a dead-letter queue).
+    pub async fn publish_bytes(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        self.publish_raw(exchange, routing_key, payload, props)
+            .await
+    }
+
+    async fn publish_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> anyhow::Result<()> {
         match tokio::time::timeout(
             self.timeout,
-            publish_confirmed(&self.channel, exchange, routing_key, message),
+            publish_confirmed(&self.channel, exchange, routing_key, payload, properties),
         )
         .await
         {
@@ -386,9 +458,9 @@ async fn publish_confirmed(
     channel: &Channel,
     exchange: &str,
     routing_key: &str,
-    message: &JobMessage,
+    payload: &[u8],
+    properties: BasicProperties,
 ) -> anyhow::Result<()> {
-    let payload = serde_json::to_vec(message)?;
     let confirm = channel
         .basic_publish(
             exchange.into(),
@@ -397,8 +469,8 @@ async fn publish_confirmed(
                 mandatory: true,
                 ..Default::default()
             },
-            &payload,
-            properties(message),
+            payload,
+            properties,
         )
         .await?
         .await?;

@@ -1,5 +1,6 @@
 //! The outbox relay: publishes `boards.job_outbox` rows to RabbitMQ with publisher confirms and
-//! deletes a row only after its confirm. Woken right after a job is committed and on an
+//! deletes a row only after its confirm; likewise the unpublished rows of
+//! `boards.webhook_deliveries` (marked published after their confirm). Woken right after a job is committed and on an
 //! interval as a safety net. Rows are leased with `FOR UPDATE SKIP LOCKED`, so several API
 //! replicas never publish the same row twice in normal operation.
 
@@ -22,6 +23,7 @@ use crate::{
     jobs::JobMessage,
     metrics::Metrics,
     queue::{self, BrokerLink, ConfirmedPublisher, Topology},
+    webhooks::WebhookMessage,
 };
 
 /// How long a claimed row stays invisible to other relays while being published.
@@ -52,6 +54,7 @@ pub struct Relay {
     heartbeat: u16,
     confirm_timeout: Duration,
     topology: Topology,
+    webhooks: Topology,
     pools: BTreeMap<String, String>,
     interval: Duration,
     metrics: Arc<Metrics>,
@@ -86,6 +89,7 @@ impl Relay {
             heartbeat: config.amqp.heartbeat_seconds,
             confirm_timeout: Duration::from_millis(config.amqp.confirm_timeout_ms),
             topology: Topology::new(config),
+            webhooks: Topology::webhooks(config),
             pools: config.jobs.pools.clone(),
             interval: Duration::from_millis(config.jobs.relay_interval_ms.max(10)),
             metrics,
@@ -116,6 +120,8 @@ impl Relay {
                         pools.push(pool);
                     }
                 }
+                let declared = self.webhooks.declare(&conn, queue::WEBHOOK_POOL).await?;
+                queue::warn_existing(&self.logger, &declared);
                 anyhow::Ok((Arc::new(conn), publisher))
             };
             // A broker that accepts the connection but stops answering must not hold the
@@ -173,8 +179,9 @@ impl Relay {
             if !conn.status().connected() {
                 anyhow::bail!("connection closed");
             }
-            let published = self.publish_batch(publisher).await?;
-            if published as i64 >= BATCH {
+            let jobs = self.publish_batch(publisher).await?;
+            let deliveries = self.publish_deliveries(publisher).await?;
+            if jobs as i64 >= BATCH || deliveries as i64 >= BATCH {
                 continue;
             }
             tokio::select! {
@@ -183,6 +190,72 @@ impl Relay {
                 _ = tokio::time::sleep(self.interval) => {}
             }
         }
+    }
+
+    /// Leases up to a batch of unpublished webhook deliveries, publishes them, marks the
+    /// confirmed ones published.
+    async fn publish_deliveries(&self, publisher: &ConfirmedPublisher) -> anyhow::Result<usize> {
+        #[derive(QueryableByName)]
+        struct Due {
+            #[diesel(sql_type = sql_types::Uuid)]
+            id: uuid::Uuid,
+        }
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+        let rows: Vec<Due> = diesel::sql_query(
+            "UPDATE boards.webhook_deliveries SET publish_after = now() + make_interval(secs => $1)
+             WHERE id IN (SELECT id FROM boards.webhook_deliveries
+                          WHERE NOT published AND publish_after <= now()
+                          ORDER BY publish_after LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind::<sql_types::Double, _>(LEASE_SECONDS as f64)
+        .bind::<sql_types::BigInt, _>(BATCH)
+        .load(&mut conn)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let exchange = self.webhooks.exchange();
+        let results = futures::future::join_all(rows.iter().map(|row| {
+            let message = WebhookMessage::first(row.id);
+            let exchange = exchange.clone();
+            async move {
+                let sent = publisher
+                    .publish_webhook(&exchange, queue::WEBHOOK_POOL, &message)
+                    .await;
+                (row.id, sent)
+            }
+        }))
+        .await;
+        let mut done = vec![];
+        let mut error = None;
+        for (id, sent) in results {
+            match sent {
+                Ok(()) => done.push(id),
+                Err(e) => error = Some(format!("{e:#}")),
+            }
+        }
+        if !done.is_empty() {
+            diesel::sql_query(
+                "UPDATE boards.webhook_deliveries SET published = true WHERE id = ANY($1)",
+            )
+            .bind::<sql_types::Array<sql_types::Uuid>, _>(&done)
+            .execute(&mut conn)
+            .await?;
+        }
+        if let Some(error) = error {
+            // The rest are retried once their lease runs out.
+            anyhow::bail!(
+                "{} of {} webhook deliveries were not confirmed: {error}",
+                rows.len() - done.len(),
+                rows.len()
+            );
+        }
+        Ok(rows.len())
     }
 
     /// Leases up to a batch of due rows, publishes them, deletes the confirmed ones.

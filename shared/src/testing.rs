@@ -231,8 +231,13 @@ pub fn delete_redis_keys(url: &str, prefix: &str) {
 /// queues of `pools` as `config` names them, and the exchange.
 pub fn delete_topology(config: &crate::Config, pools: &[&str]) {
     let url = config.amqp.url.expose().to_string();
-    let topology = crate::queue::Topology::new(config);
-    let pools: Vec<String> = pools.iter().map(|p| p.to_string()).collect();
+    let jobs = crate::queue::Topology::new(config);
+    let webhooks = crate::queue::Topology::webhooks(config);
+    let mut doomed: Vec<(crate::queue::Topology, String)> = pools
+        .iter()
+        .map(|p| (jobs.clone(), (*p).to_string()))
+        .collect();
+    doomed.push((webhooks, crate::queue::WEBHOOK_POOL.to_string()));
     let _ = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -247,14 +252,20 @@ pub fn delete_topology(config: &crate::Config, pools: &[&str]) {
             let Ok(ch) = conn.create_channel().await else {
                 return;
             };
-            for pool in pools {
+            let mut exchanges = vec![];
+            for (topology, pool) in doomed {
                 for q in topology.queues(&pool) {
                     let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
                 }
+                if !exchanges.contains(&topology.exchange()) {
+                    exchanges.push(topology.exchange());
+                }
             }
-            let _ = ch
-                .exchange_delete(topology.exchange().as_str().into(), Default::default())
-                .await;
+            for exchange in exchanges {
+                let _ = ch
+                    .exchange_delete(exchange.as_str().into(), Default::default())
+                    .await;
+            }
             let _ = conn.close(200, "done".into()).await;
         });
     })

@@ -1,9 +1,10 @@
-//! Background duties of a worker: listening for cancellations and reaping jobs whose worker died.
+//! Background duties of a worker: listening for cancellations, reaping jobs whose worker died,
+//! and deleting old webhook deliveries.
 
 use std::{sync::Arc, time::Duration};
 
 use boards_shared::{
-    db::models::job_runs,
+    db::models::{job_runs, webhooks},
     events::{BoardEvent, Delivery, Event, ProgressEvent, Topic},
 };
 use slog::{info, warn};
@@ -67,6 +68,26 @@ pub async fn reaper(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
                 }
             }
             Err(e) => warn!(env.logger, "reaper query failed"; "error" => %e),
+        }
+    }
+}
+
+/// Every hour (and at start): deletes settled webhook deliveries older than
+/// `webhooks.delivery_retention_days`. Every worker runs it; the deletes are idempotent.
+pub async fn webhook_retention(env: Arc<WorkerEnv>, shutdown: CancellationToken) {
+    let keep = chrono::Duration::days(i64::from(env.config.webhooks.delivery_retention_days));
+    loop {
+        if let Ok(mut conn) = env.pool.get().await {
+            let before = chrono::Utc::now() - keep;
+            match webhooks::delete_settled_before(&mut conn, before).await {
+                Ok(0) => {}
+                Ok(n) => info!(env.logger, "deleted old webhook deliveries"; "count" => n),
+                Err(e) => warn!(env.logger, "webhook delivery cleanup failed"; "error" => %e),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
     }
 }

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use boards_shared::{
     jobs::{JobMessage, JOB_MESSAGE_VERSION},
-    queue,
+    queue::{self, WEBHOOK_POOL},
 };
 use futures::StreamExt as _;
 use lapin::{
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     env::WorkerEnv,
     job::{self, Settle},
+    webhooks,
 };
 
 /// Consumes until `shutdown`; then stops consuming and drains running jobs.
@@ -88,6 +89,24 @@ async fn session(
             .await?;
         streams.push(consumer);
     }
+    // Webhook deliveries on a channel of their own: their prefetch does not depend on the
+    // job concurrency (a GPU worker running one job at a time still sends webhooks).
+    let webhook_channel = conn.create_channel().await?;
+    webhook_channel
+        .basic_qos(webhooks::CONCURRENCY, BasicQosOptions { global: false })
+        .await?;
+    let declared = env.webhook_topology.declare(&conn, WEBHOOK_POOL).await?;
+    queue::warn_existing(&env.logger, &declared);
+    let webhook_tag = format!("{}-webhooks", env.worker_id);
+    let mut webhook_deliveries = webhook_channel
+        .basic_consume(
+            env.webhook_topology.work_queue(WEBHOOK_POOL).into(),
+            webhook_tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let webhook_slots = Arc::new(Semaphore::new(usize::from(webhooks::CONCURRENCY)));
     env.broker.set(Some(conn.clone()));
     info!(env.logger, "consuming"; "pools" => env.config.worker.pools.join(","), "prefetch" => prefetch);
     let mut deliveries = futures::stream::select_all(streams);
@@ -99,6 +118,9 @@ async fn session(
                         .basic_cancel(format!("{}-{pool}", env.worker_id).into(), BasicCancelOptions::default())
                         .await;
                 }
+                let _ = webhook_channel
+                    .basic_cancel(webhook_tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
                 info!(env.logger, "stopped consuming");
                 // Jobs keep running (their grace period starts now); their acks still need
                 // this connection, so wait for them before it closes.
@@ -117,6 +139,19 @@ async fn session(
                 let (env, shutdown, publish_channel) = (env.clone(), shutdown.clone(), publish_channel.clone());
                 jobs.spawn(async move {
                     handle(env, delivery, shutdown, publish_channel).await;
+                    drop(permit);
+                });
+            }
+            next = webhook_deliveries.next() => {
+                let delivery = match next {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => anyhow::bail!("webhook consumer error: {e}"),
+                    None => anyhow::bail!("the broker closed the webhook consumer"),
+                };
+                let permit = webhook_slots.clone().acquire_owned().await?;
+                let (env, publish_channel) = (env.clone(), publish_channel.clone());
+                jobs.spawn(async move {
+                    webhooks::handle(env, delivery, publish_channel).await;
                     drop(permit);
                 });
             }

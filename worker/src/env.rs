@@ -38,6 +38,10 @@ pub struct WorkerEnv {
     /// Downloads provider outputs (SSRF-guarded, size-capped).
     pub fetcher: Arc<boards_shared::net::Fetcher>,
     pub topology: Topology,
+    /// The webhook delivery queues.
+    pub webhook_topology: Topology,
+    /// Sends webhook deliveries (SSRF-guarded, no redirects, `webhooks.timeout_ms`).
+    pub webhook_client: Arc<boards_shared::net::Fetcher>,
     pub metrics: Arc<Metrics>,
     pub logger: Logger,
     /// Unique per process: recorded on claims.

@@ -9,6 +9,7 @@ pub mod generators;
 pub mod health;
 pub mod job;
 pub mod output;
+pub mod webhooks;
 
 use std::{
     collections::HashMap,
@@ -70,6 +71,8 @@ impl Worker {
         let fetcher = output_fetcher(&config)?;
         let env = Arc::new(WorkerEnv {
             topology: Topology::new(&config),
+            webhook_topology: Topology::webhooks(&config),
+            webhook_client: Arc::new(webhooks::client(&config)?),
             worker_id: format!(
                 "{}-{}",
                 hostname(),
@@ -105,6 +108,7 @@ impl Worker {
             tokio::spawn(consumer::consume(env.clone(), shutdown.clone())),
             tokio::spawn(background::cancellations(env.clone(), shutdown.clone())),
             tokio::spawn(background::reaper(env.clone(), shutdown.clone())),
+            tokio::spawn(background::webhook_retention(env.clone(), shutdown.clone())),
         ];
         info!(logger, "worker started"; "worker_id" => &env.worker_id, "concurrency" => env.config.worker.concurrency,
             "pools" => env.config.worker.pools.join(","), "health_port" => health_port);

@@ -7,7 +7,7 @@ use boards_shared::{
         members,
         tags::{self as tag_ops, CreateTag, UpdateTag},
         text::check_opt_text,
-        uploads,
+        uploads, webhooks as webhook_ops,
     },
     events::BoardEvent,
     generators::ArtifactKind,
@@ -26,6 +26,10 @@ use super::{
         inputs::{
             CreateBoardInput, CreateGenerationInput, CreateTagInput, UpdateBoardInput,
             UpdateTagInput, UploadArtifactInput,
+        },
+        webhook::{
+            CreateWebhookInput, UpdateWebhookInput, WebhookDeliveryObj, WebhookObj,
+            WebhookSecretObj,
         },
         BoardMemberObj, BoardObj, GenerationObj, OperationResult, TagObj,
     },
@@ -378,5 +382,87 @@ impl Mutation {
         };
         crate::sse::announce_board(&ctx.state, board, event);
         Ok(true)
+    }
+
+    /// Registers an endpoint for a board's events (board owner or admin). The answer holds
+    /// the signing secret, shown this once.
+    async fn create_webhook(
+        ctx: &Context,
+        input: CreateWebhookInput,
+    ) -> GqlResult<WebhookSecretObj> {
+        let actor = ctx.actor("create a webhook")?;
+        let mut conn = ctx.conn().await?;
+        let webhook = webhook_ops::create(
+            &mut conn,
+            &actor,
+            &ctx.state.webhooks,
+            webhook_ops::CreateWebhook {
+                board_id: input.board_id,
+                url: input.url,
+                event_types: input.event_types,
+                description: input.description,
+                enabled: input.enabled.unwrap_or(true),
+            },
+        )
+        .await?;
+        Ok(WebhookSecretObj(webhook))
+    }
+
+    async fn update_webhook(
+        ctx: &Context,
+        id: Uuid,
+        input: UpdateWebhookInput,
+    ) -> GqlResult<WebhookObj> {
+        let actor = ctx.actor("update a webhook")?;
+        let mut conn = ctx.conn().await?;
+        let webhook = webhook_ops::update(
+            &mut conn,
+            &actor,
+            &ctx.state.webhooks,
+            id,
+            webhook_ops::UpdateWebhook {
+                url: input.url,
+                event_types: input.event_types,
+                description: input.description,
+                enabled: input.enabled,
+            },
+        )
+        .await?;
+        Ok(WebhookObj(webhook))
+    }
+
+    async fn delete_webhook(ctx: &Context, id: Uuid) -> GqlResult<bool> {
+        let actor = ctx.actor("delete a webhook")?;
+        let mut conn = ctx.conn().await?;
+        webhook_ops::delete(&mut conn, &actor, id).await?;
+        Ok(true)
+    }
+
+    /// A new signing secret, shown this once; the previous one keeps signing for
+    /// `BOARDS_WEBHOOK_SECRET_ROTATION_GRACE_SECONDS` so that receivers can switch.
+    async fn rotate_webhook_secret(ctx: &Context, id: Uuid) -> GqlResult<WebhookSecretObj> {
+        let actor = ctx.actor("rotate a webhook secret")?;
+        let mut conn = ctx.conn().await?;
+        let webhook =
+            webhook_ops::rotate_secret(&mut conn, &actor, &ctx.state.webhooks, id).await?;
+        Ok(WebhookSecretObj(webhook))
+    }
+
+    /// Sends a `webhook.test` event to the endpoint.
+    async fn send_test_webhook(ctx: &Context, id: Uuid) -> GqlResult<WebhookDeliveryObj> {
+        let actor = ctx.actor("send a test webhook")?;
+        let mut conn = ctx.conn().await?;
+        let delivery = webhook_ops::send_test(&mut conn, &actor, id).await?;
+        ctx.state.relay.wake();
+        Ok(WebhookDeliveryObj(delivery))
+    }
+
+    /// Sends a delivery again, with the same `webhook-id`.
+    async fn resend_webhook_delivery(ctx: &Context, id: Uuid) -> GqlResult<WebhookDeliveryObj> {
+        let actor = ctx.actor("resend a webhook delivery")?;
+        let mut conn = ctx.conn().await?;
+        let delivery = webhook_ops::resend(&mut conn, &actor, id).await?;
+        ctx.state.relay.wake();
+        Ok(WebhookDeliveryObj(delivery))
     }
 }

@@ -10,6 +10,7 @@ use boards_shared::{
         boards as board_ops,
         paging::page,
         text::{check_opt_text, check_text},
+        webhooks as webhook_ops,
     },
 };
 use juniper::graphql_object;
@@ -22,6 +23,7 @@ use super::{
     types::{
         enums::{ArtifactType, BoardQueryRole, GenerationStatus, SortOrder},
         generator::GeneratorInfoObj,
+        webhook::{WebhookDeliveryObj, WebhookObj},
         BoardObj, GenerationList, GenerationObj, TagObj, UserObj,
     },
 };
@@ -248,5 +250,27 @@ impl Query {
         Ok(tags::find_by_slug(&mut conn, ctx.auth.tenant_id, &slug)
             .await?
             .map(TagObj))
+    }
+
+    /// A board's webhooks (its owner and admins only).
+    async fn webhooks(ctx: &Context, board_id: Uuid) -> GqlResult<Vec<WebhookObj>> {
+        let actor = ctx.actor("list webhooks")?;
+        let mut conn = ctx.conn().await?;
+        let rows = webhook_ops::list(&mut conn, &actor, board_id).await?;
+        Ok(rows.into_iter().map(WebhookObj).collect())
+    }
+
+    /// A webhook's deliveries, newest first (its board's owner and admins only).
+    async fn webhook_deliveries(
+        ctx: &Context,
+        webhook_id: Uuid,
+        #[graphql(default = 50)] limit: Option<i32>,
+        #[graphql(default = 0)] offset: Option<i32>,
+    ) -> GqlResult<Vec<WebhookDeliveryObj>> {
+        let actor = ctx.actor("list webhook deliveries")?;
+        let (limit, offset) = page(limit, offset, 50, ctx.max_page_size())?;
+        let mut conn = ctx.conn().await?;
+        let rows = webhook_ops::deliveries(&mut conn, &actor, webhook_id, limit, offset).await?;
+        Ok(rows.into_iter().map(WebhookDeliveryObj).collect())
     }
 }

@@ -40,4 +40,5 @@ mod tenants;
 mod transport;
 mod uploads;
 mod util;
+mod webhooks;
 mod worker_faults;

@@ -70,6 +70,27 @@ async fn nul_in_any_string_argument_is_bad_user_input() {
         .await["createTag"]["id"]
         .clone();
 
+    // Disabled, at a public address literal nothing ever sends to (no lookup either).
+    let webhook = app
+        .ok(
+            Some(&owner.token),
+            "mutation($b: UUID!) { createWebhook(input: {boardId: $b, url: \"http://93.184.216.34/hook\", eventTypes: [\"generation.completed\"], enabled: false}) { webhook { id } } }",
+            json!({"b": board}),
+        )
+        .await["createWebhook"]["webhook"]["id"]
+        .clone();
+    let hook = |field: &str, value: Value| {
+        let mut input = json!({"boardId": board, "url": "http://93.184.216.34/hook", "eventTypes": ["generation.completed"]});
+        input[field] = value;
+        input
+    };
+    let update_hook = |field: &str, value: Value| {
+        let mut input = json!({});
+        input[field] = value;
+        json!({"id": webhook, "i": input})
+    };
+    let create_hook = "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { secret } }";
+    let change_hook = "mutation($id: UUID!, $i: UpdateWebhookInput!) { updateWebhook(id: $id, input: $i) { id } }";
     let gen_input = |field: &str| {
         let mut input = json!({"boardId": board, "generatorName": "local-text", "artifactType": "TEXT", "inputParams": {"prompt": "p"}});
         input[field] = json!(NUL);
@@ -99,6 +120,12 @@ async fn nul_in_any_string_argument_is_bad_user_input() {
         ("UpdateTagInput.name", "mutation($i: UpdateTagInput!) { updateTag(input: $i) { id } }", json!({"i": {"id": tag, "name": NUL}})),
         ("UpdateTagInput.slug", "mutation($i: UpdateTagInput!) { updateTag(input: $i) { id } }", json!({"i": {"id": tag, "slug": NUL}})),
         ("UpdateTagInput.description", "mutation($i: UpdateTagInput!) { updateTag(input: $i) { id } }", json!({"i": {"id": tag, "description": NUL}})),
+        ("CreateWebhookInput.url", create_hook, json!({"i": hook("url", json!(NUL))})),
+        ("CreateWebhookInput.eventTypes", create_hook, json!({"i": hook("eventTypes", json!([NUL]))})),
+        ("CreateWebhookInput.description", create_hook, json!({"i": hook("description", json!(NUL))})),
+        ("UpdateWebhookInput.url", change_hook, update_hook("url", json!(NUL))),
+        ("UpdateWebhookInput.eventTypes", change_hook, update_hook("eventTypes", json!([NUL]))),
+        ("UpdateWebhookInput.description", change_hook, update_hook("description", json!(NUL))),
     ];
 
     let covered: BTreeSet<String> = cases.iter().map(|(k, ..)| k.to_string()).collect();

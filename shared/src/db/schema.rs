@@ -199,6 +199,43 @@ pub mod boards {
         }
     }
 
+    diesel::table! {
+        boards.webhook_deliveries (id) {
+            id -> Uuid,
+            webhook_id -> Uuid,
+            event_type -> Text,
+            payload -> Jsonb,
+            #[max_length = 20]
+            status -> Varchar,
+            attempts -> Int4,
+            last_status_code -> Nullable<Int4>,
+            last_error -> Nullable<Text>,
+            published -> Bool,
+            publish_after -> Timestamptz,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+            delivered_at -> Nullable<Timestamptz>,
+        }
+    }
+
+    diesel::table! {
+        boards.webhooks (id) {
+            id -> Uuid,
+            tenant_id -> Uuid,
+            board_id -> Uuid,
+            url -> Text,
+            description -> Nullable<Text>,
+            event_types -> Array<Nullable<Text>>,
+            secret -> Text,
+            previous_secret -> Nullable<Text>,
+            previous_secret_expires_at -> Nullable<Timestamptz>,
+            enabled -> Bool,
+            created_by -> Nullable<Uuid>,
+            created_at -> Timestamptz,
+            updated_at -> Timestamptz,
+        }
+    }
+
     diesel::joinable!(board_members -> boards (board_id));
     diesel::joinable!(boards -> tenants (tenant_id));
     diesel::joinable!(boards -> users (owner_id));
@@ -218,6 +255,10 @@ pub mod boards {
     diesel::joinable!(tags -> tenants (tenant_id));
     diesel::joinable!(tenant_members -> tenants (tenant_id));
     diesel::joinable!(users -> tenants (tenant_id));
+    diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+    diesel::joinable!(webhooks -> boards (board_id));
+    diesel::joinable!(webhooks -> tenants (tenant_id));
+    diesel::joinable!(webhooks -> users (created_by));
 
     diesel::allow_tables_to_appear_in_same_query!(
         board_members,
@@ -233,5 +274,7 @@ pub mod boards {
         tenant_members,
         tenants,
         users,
+        webhook_deliveries,
+        webhooks,
     );
 }

@@ -15,6 +15,7 @@ pub mod tenant_members;
 pub mod tenants;
 pub mod text;
 pub mod uploads;
+pub mod webhooks;
 
 use uuid::Uuid;
 

@@ -69,6 +69,14 @@ impl std::fmt::Debug for Fetched {
     }
 }
 
+/// The answer to [`Fetcher::post`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    pub status: u16,
+    /// The first 1 KiB of the response body (lossy UTF-8), for the delivery record.
+    pub body: String,
+}
+
 /// Fetches URLs under a [`FetchPolicy`]. Cheap to share; builds one pinned client per hop.
 pub struct Fetcher {
     policy: FetchPolicy,
@@ -133,6 +141,47 @@ impl Fetcher {
             content_length,
             body: capped(response.bytes_stream().boxed(), limit, deadline),
         })
+    }
+
+    /// POSTs `body` to `url` with `headers`: one vetted request to exactly the vetted address,
+    /// within `total_timeout` (to the response's first 1 KiB). Redirects are not followed: a
+    /// redirect is an answer like any other status. Any status is `Ok`; the caller decides.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<Posted, FetchError> {
+        let url = Url::parse(url).map_err(|_| {
+            FetchError::NotAllowed("not a valid URL (an http or https scheme and a host)".into())
+        })?;
+        let send = async {
+            let addr = vet(&url, &self.policy.allow, &*self.resolver).await?;
+            let client = pinned_client(&url, addr, &self.policy)?;
+            let mut request = client
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/json");
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let mut response = request.body(body).send().await.map_err(network)?;
+            let status = response.status().as_u16();
+            let mut excerpt = Vec::new();
+            while excerpt.len() < 1024 {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => excerpt.extend_from_slice(&chunk),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            excerpt.truncate(1024);
+            Ok(Posted {
+                status,
+                body: String::from_utf8_lossy(&excerpt).into_owned(),
+            })
+        };
+        tokio::time::timeout(self.policy.total_timeout, send)
+            .await
+            .map_err(|_| FetchError::Timeout)?
     }
 
     /// One request: vet, then send to exactly the vetted address.

@@ -18,7 +18,7 @@ mod vet;
 
 pub use addr::{check_ip, Blocked};
 pub use allow::AllowList;
-pub use fetch::{FetchPolicy, Fetched, Fetcher};
+pub use fetch::{FetchPolicy, Fetched, Fetcher, Posted};
 pub use vet::{vet, Resolve, SystemResolver};
 
 /// Why a fetch failed. `Display` is the user-facing message (wording from the contract, §2.7);

@@ -52,6 +52,8 @@ async fn assert_original_shape(db: &TestDb) {
             "tenant_members", // ours: who may use and administer a tenant
             "tenants",
             "users",
+            "webhook_deliveries", // ours: one row per event per endpoint (also the outbox)
+            "webhooks",           // ours: a board's webhook endpoints
         ])
     );
     let constraints = names(db, CONSTRAINTS).await;
@@ -85,6 +87,9 @@ async fn assert_original_shape(db: &TestDb) {
         "tenant_members_tenant_id_fkey",
         "tenant_members_role_check",
         "tenants_status_check",
+        "webhooks_board_id_fkey",
+        "webhook_deliveries_webhook_id_fkey",
+        "webhook_deliveries_status_check",
     ] {
         assert!(
             constraints.contains(&expected.to_string()),
@@ -126,12 +131,15 @@ async fn assert_original_shape(db: &TestDb) {
         "lora_models",
         "generations",
         "tags",
+        "webhooks",
+        "webhook_deliveries",
     ] {
         assert!(
             triggers.contains(&format!("trg_{table}_updated_at")),
             "missing trigger on {table}"
         );
     }
+    assert!(triggers.contains(&"trg_generations_webhooks".to_string()));
     assert_eq!(
         names(db, "SELECT slug::text AS name FROM boards.tenants").await,
         vec!["default".to_string()]

@@ -279,6 +279,22 @@ fn wait_exit(child: &mut Proc, within: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// SIGTERM, and a clean exit within 30 s.
+async fn stop_cleanly(mut worker: Proc) {
+    signal(&worker, "-TERM");
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut worker, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+/// `kill -9`, and the process gone (at once: waiting blocks only for that moment).
+async fn kill(worker: &mut Proc) {
+    signal(worker, "-KILL");
+    wait_exit(worker, Duration::from_secs(10));
+}
+
 #[tokio::test]
 async fn sigterm_lets_running_jobs_finish_then_exits_cleanly() {
     let s = stack().await;
@@ -308,12 +324,10 @@ async fn a_killed_worker_loses_no_job_and_nothing_completes_twice() {
     }
     s.wait_any(&ids, "PROCESSING", Duration::from_secs(30))
         .await;
-    signal(&first, "-KILL");
-    let _ =
-        tokio::task::spawn_blocking(move || wait_exit(&mut first, Duration::from_secs(10))).await;
+    kill(&mut first).await;
     // Jobs the dead worker held stay `processing` until their lease runs out; then the
     // second worker's reaper hands them back and it finishes them.
-    let mut second = s.spawn_worker();
+    let second = s.spawn_worker();
     s.wait_all(&ids, "COMPLETED", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let counts = completions.borrow().clone();
@@ -324,12 +338,101 @@ async fn a_killed_worker_loses_no_job_and_nothing_completes_twice() {
             "completions of {id}: {counts:?}"
         );
     }
-    signal(&second, "-TERM");
-    let status =
-        tokio::task::spawn_blocking(move || wait_exit(&mut second, Duration::from_secs(30)))
-            .await
-            .unwrap();
-    assert!(status.success());
+    stop_cleanly(second).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_while_sending_a_webhook_leaves_it_to_another_with_the_same_id() {
+    use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
+    // The first request hangs (the worker is killed while it waits); later ones succeed.
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(60)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&receiver)
+        .await;
+    let s = stack_with(&[
+        ("BOARDS_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1".into()),
+        ("BOARDS_WEBHOOK_TIMEOUT_MS", "30000".into()),
+    ])
+    .await;
+    let board = s.board().await;
+    let created = s
+        .gql(
+            "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { secret webhook { id } } }",
+            json!({"i": {"boardId": board, "url": format!("{}/hook", receiver.uri()),
+                "eventTypes": ["generation.completed"]}}),
+        )
+        .await;
+    let secret = created["createWebhook"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hook = created["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut first = s.spawn_worker();
+    let id = s.echo(&board, 0).await;
+    s.wait_all(&[id], "COMPLETED", Duration::from_secs(30))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the webhook was never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kill(&mut first).await;
+    let second = s.spawn_worker();
+    let query =
+        "query($id: UUID!) { webhookDeliveries(webhookId: $id) { messageId status attempts } }";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let d = s.gql(query, json!({"id": hook})).await;
+        let delivery = d["webhookDeliveries"][0].clone();
+        if delivery["status"] == "DELIVERED" {
+            break delivery;
+        }
+        assert!(Instant::now() < deadline, "never delivered: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The killed attempt was never recorded; the second worker's was.
+    assert_eq!(delivery["attempts"], 1);
+    let sent = receiver.received_requests().await.unwrap_or_default();
+    assert_eq!(sent.len(), 2, "the hung request and the redelivery");
+    for r in &sent {
+        let header = |name: &str| {
+            r.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(
+            header("webhook-id"),
+            delivery["messageId"].as_str().unwrap()
+        );
+        assert!(boards_shared::webhooks::verify(
+            &secret,
+            &header("webhook-id"),
+            header("webhook-timestamp").parse().unwrap(),
+            &r.body,
+            &header("webhook-signature"),
+            chrono::Utc::now().timestamp(),
+            300,
+        ));
+    }
+    stop_cleanly(second).await;
 }
 
 #[tokio::test]
@@ -790,9 +893,7 @@ async fn a_worker_killed_mid_poll_is_resumed_without_a_second_submit() {
         assert!(Instant::now() < deadline, "the first worker never polled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    signal(&first, "-KILL");
-    let _ =
-        tokio::task::spawn_blocking(move || wait_exit(&mut first, Duration::from_secs(10))).await;
+    kill(&mut first).await;
     let polls_before = fake.polls();
     fake.set(|b| {
         b.never_finish = false;

@@ -12,6 +12,7 @@ pub mod lineage;
 pub mod member;
 pub mod tag;
 pub mod user;
+pub mod webhook;
 
 pub use board::BoardObj;
 pub use generation::GenerationObj;

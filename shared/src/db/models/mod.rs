@@ -10,6 +10,7 @@ pub mod tags;
 pub mod tenant_members;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 pub use board_members::BoardMember;
 pub use boards::Board;
@@ -18,3 +19,4 @@ pub use tags::Tag;
 pub use tenant_members::{TenantMember, TenantRole};
 pub use tenants::{Tenant, TenantStatus};
 pub use users::User;
+pub use webhooks::{Delivery, DeliveryStatus, Webhook};
