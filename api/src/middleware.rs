@@ -19,6 +19,7 @@ use actix_web::{
     middleware::Next,
     web, HttpMessage, HttpResponse,
 };
+use boards_shared::trace::TraceContext;
 use bytes::Bytes;
 use futures::{Future as _, Stream};
 use serde_json::json;
@@ -41,7 +42,12 @@ fn incoming_id(req: &ServiceRequest) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
-/// Assigns the request id and writes the access log line (method, path, status, duration).
+/// The request's span: a child of the caller's `traceparent`, or the root of a new trace.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestTrace(pub TraceContext);
+
+/// Assigns the request id and the request's span, and writes the access log line (method,
+/// path, status, duration, request and trace ids).
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -49,6 +55,12 @@ pub async fn access_log(
     let started = Instant::now();
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
+    let trace = TraceContext::continue_from(
+        req.headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    req.extensions_mut().insert(RequestTrace(trace));
     let method = req.method().to_string();
     let path = req.path().to_string();
     let logger = req
@@ -63,7 +75,8 @@ pub async fn access_log(
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         info!(logger, "request";
             "method" => method, "path" => path, "status" => status,
-            "duration_ms" => format!("{duration_ms:.2}"), "request_id" => id);
+            "duration_ms" => format!("{duration_ms:.2}"), "request_id" => id,
+            "trace_id" => trace.trace_id_hex());
     }
     Ok(res)
 }

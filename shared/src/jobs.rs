@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::trace::Origin;
+
 /// Version of [`JobMessage`]; consumers refuse versions they do not know.
 pub const JOB_MESSAGE_VERSION: u32 = 1;
 
@@ -19,17 +21,21 @@ pub struct JobMessage {
     pub attempt: u32,
     /// The request that created the job, for tracing across processes.
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of the request that created the job (the worker continues it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub enqueued_at: DateTime<Utc>,
 }
 
 impl JobMessage {
-    pub fn new(generation_id: Uuid, generator: &str, request_id: Option<String>) -> Self {
+    pub fn new(generation_id: Uuid, generator: &str, origin: &Origin) -> Self {
         Self {
             v: JOB_MESSAGE_VERSION,
             generation_id,
             generator: generator.to_string(),
             attempt: 1,
-            request_id,
+            request_id: origin.request_id.clone(),
+            traceparent: origin.trace.map(|t| t.header()),
             enqueued_at: Utc::now(),
         }
     }

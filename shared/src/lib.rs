@@ -21,6 +21,7 @@ pub mod relay;
 pub mod storage;
 #[cfg(feature = "test-helpers")]
 pub mod testing;
+pub mod trace;
 pub mod webhooks;
 
 pub use config::Config;

@@ -325,6 +325,12 @@ fn job_properties(message: &JobMessage) -> BasicProperties {
             AMQPValue::LongString(r.clone().into()),
         );
     }
+    if let Some(t) = &message.traceparent {
+        headers.insert(
+            "traceparent".into(),
+            AMQPValue::LongString(t.clone().into()),
+        );
+    }
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type(ShortString::from("application/json"))

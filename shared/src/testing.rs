@@ -283,3 +283,47 @@ mod tests {
         assert_eq!(super::with_database("postgres://h", "x"), "postgres://h/x");
     }
 }
+
+/// What a [`capture_logger`] logged: JSON records, in order.
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut out) = self.0.lock() {
+            out.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Every record so far, with its message under `message`.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let text = self
+            .0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// A logger writing JSON records (as production's) into memory, synchronously.
+pub fn capture_logger() -> (slog::Logger, LogCapture) {
+    use slog::Drain as _;
+    let capture = LogCapture::default();
+    let drain = slog_json::Json::new(capture.clone())
+        .add_key_value(slog::o!(
+            "message" => slog::PushFnValue(|rec, ser| ser.emit(rec.msg())),
+        ))
+        .build();
+    let logger = slog::Logger::root(std::sync::Mutex::new(drain).fuse(), slog::o!());
+    (logger, capture)
+}

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use boards_shared::{
     jobs::{JobMessage, JOB_MESSAGE_VERSION},
     queue::{self, WEBHOOK_POOL},
+    trace::{self, TraceContext},
 };
 use futures::StreamExt as _;
 use lapin::{
@@ -184,6 +185,7 @@ async fn handle(
                 generator: format!("unreadable: {raw:.200}"),
                 attempt: 0,
                 request_id: None,
+                traceparent: None,
                 enqueued_at: chrono::Utc::now(),
             };
             let _ = publish
@@ -206,7 +208,9 @@ async fn handle(
         return;
     }
     let pool = pool_of_delivery(&delivery);
-    let settle = job::run(env.clone(), message.clone(), shutdown).await;
+    // The job continues the trace of the request that created it (or starts one).
+    let trace = TraceContext::continue_from(message.traceparent.as_deref());
+    let settle = trace::scope(trace, job::run(env.clone(), message.clone(), shutdown)).await;
     let result = match settle {
         Settle::Ack => delivery
             .ack(BasicAckOptions::default())

@@ -277,9 +277,11 @@ async fn resolve_inputs(
 /// Runs a claimed job to its end; returns how the message is settled.
 pub async fn run(env: Arc<WorkerEnv>, message: JobMessage, shutdown: CancellationToken) -> Settle {
     let id = message.generation_id;
+    let trace_id = boards_shared::trace::current().map(|t| t.trace_id_hex());
     let logger = env.logger.new(
         slog::o!("generation_id" => id.to_string(), "attempt" => message.attempt,
-        "request_id" => message.request_id.clone().unwrap_or_default()),
+        "request_id" => message.request_id.clone().unwrap_or_default(),
+        "trace_id" => trace_id.unwrap_or_default()),
     );
     let lease = env.config.jobs.lease_seconds as i64;
     // While the database is unreachable the message stays with us, unsettled, and the claim is

@@ -1,6 +1,7 @@
 //! The per-request GraphQL context: application state, the resolved caller and the loaders.
 
 use actix_web::web;
+use boards_shared::trace::Origin;
 use boards_shared::{
     auth::AuthContext,
     db::{
@@ -28,8 +29,8 @@ pub struct Context {
     pub auth: AuthContext,
     pub loaders: Loaders,
     pub logger: Logger,
-    /// The HTTP request id, carried into job messages.
-    pub request_id: String,
+    /// The HTTP request id and span, carried into job messages.
+    pub origin: Origin,
 }
 
 impl juniper::Context for Context {}
@@ -39,7 +40,7 @@ impl Context {
         state: web::Data<AppState>,
         auth: AuthContext,
         logger: Logger,
-        request_id: String,
+        origin: Origin,
     ) -> Self {
         let loaders = Loaders::new(&state.pool, auth.user_id());
         Self {
@@ -47,7 +48,7 @@ impl Context {
             auth,
             loaders,
             logger,
-            request_id,
+            origin,
         }
     }
 

@@ -49,7 +49,7 @@ async fn regenerate_as(ctx: &Context, id: Uuid, what: &str) -> GqlResult<Generat
         &actor,
         &ctx.state.generators,
         id,
-        Some(ctx.request_id.clone()),
+        ctx.origin.clone(),
     )
     .await?;
     ctx.state.relay.wake();
@@ -170,7 +170,7 @@ impl Mutation {
                 artifact_type: input.artifact_type.as_db().to_string(),
                 input_params: input.input_params.into_value(),
             },
-            ctx.request_id.clone(),
+            ctx.origin.clone(),
         )
         .await?;
         Ok(GenerationObj::new(generation))

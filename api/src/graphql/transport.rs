@@ -2,7 +2,10 @@
 //! pre-pass for `JSON`, auth resolved once per request, and error responses with codes.
 
 use actix_web::{http::header, web, HttpMessage, HttpRequest, HttpResponse};
-use boards_shared::AppError;
+use boards_shared::{
+    trace::{Origin, TraceContext},
+    AppError,
+};
 use juniper::{ExecutionError, GraphQLError, OperationType, Value as GqlValue};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -14,7 +17,10 @@ use super::{
     scalars::BoardsScalar,
     variables,
 };
-use crate::{middleware::RequestId, state::AppState};
+use crate::{
+    middleware::{RequestId, RequestTrace},
+    state::AppState,
+};
 
 struct GraphqlRequest {
     query: String,
@@ -33,6 +39,13 @@ fn request_id(req: &HttpRequest) -> String {
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default()
+}
+
+/// The request's span (set by the access-log middleware; a new trace otherwise).
+pub fn request_trace(req: &HttpRequest) -> TraceContext {
+    req.extensions()
+        .get::<RequestTrace>()
+        .map_or_else(TraceContext::root, |t| t.0)
 }
 
 /// POST /graphql
@@ -163,7 +176,10 @@ async fn run(
     allow_mutations: bool,
 ) -> HttpResponse {
     let request_id = request_id(req);
-    let logger = state.logger.new(o!("request_id" => request_id.clone()));
+    let trace = request_trace(req);
+    let logger = state
+        .logger
+        .new(o!("request_id" => request_id.clone(), "trace_id" => trace.trace_id_hex()));
     let auth = match crate::caller::authenticate(&state, req).await {
         Ok(a) => a,
         Err(e) => {
@@ -233,7 +249,12 @@ async fn run(
         None
     };
     let vars = variables::coerce(&state.schema.schema, &prepared.shapes, request.variables);
-    let ctx = Context::new(state.clone(), auth, logger.clone(), request_id);
+    let ctx = Context::new(
+        state.clone(),
+        auth,
+        logger.clone(),
+        Origin::new(request_id, trace),
+    );
     match operation.execute(&vars, &ctx).await {
         Ok((data, errors)) => execution_response(data, &errors, &logger, limits.max_response_bytes),
         Err(e) => json_response(request_error(&e)),

@@ -10,6 +10,7 @@ use boards_shared::{
         Actor,
     },
     generators::ArtifactKind,
+    trace::Origin,
     AppError, AppResult,
 };
 use serde::Deserialize;
@@ -24,7 +25,7 @@ pub async fn submit_generation(
     state: &AppState,
     actor: &Actor,
     input: CreateGeneration,
-    request_id: String,
+    origin: Origin,
 ) -> AppResult<Generation> {
     // Every path that starts a paid job counts against the caller's generation quota.
     state
@@ -32,14 +33,8 @@ pub async fn submit_generation(
         .check(boards_shared::ratelimit::Limit::Generation, actor.user_id)
         .await?;
     let mut conn = state.pool.get().await?;
-    let generation = generations::create_generation(
-        &mut conn,
-        actor,
-        &state.generators,
-        input,
-        Some(request_id),
-    )
-    .await?;
+    let generation =
+        generations::create_generation(&mut conn, actor, &state.generators, input, origin).await?;
     state.relay.wake();
     crate::sse::announce_generation_created(state, &generation);
     Ok(generation)
@@ -106,8 +101,9 @@ pub async fn create(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    let origin = Origin::new(request_id, crate::graphql::transport::request_trace(&req));
     let result = match shaped(&body) {
-        Ok(input) => submit_generation(&state, &actor, input, request_id).await,
+        Ok(input) => submit_generation(&state, &actor, input, origin).await,
         Err(e) => Err(e),
     };
     match result {

@@ -59,6 +59,21 @@ async fn a_fal_model_runs_end_to_end_with_a_batch_and_sizes_read_from_the_bytes(
     let submitted = fake.submitted();
     assert_eq!(submitted.len(), 1);
     assert_eq!(submitted[0].0, "fal-ai/nano-banana-pro");
+    // Every API call to the provider continues the job's trace, each as a span of its own
+    // (output downloads go through the SSRF-guarded fetcher, without it).
+    let calls = fake.server.received_requests().await.unwrap_or_default();
+    let traces: Vec<boards_shared::trace::TraceContext> = calls
+        .iter()
+        .filter(|r| !r.url.path().starts_with("/files/"))
+        .map(|r| {
+            let header = r.headers.get("traceparent").and_then(|v| v.to_str().ok());
+            boards_shared::trace::TraceContext::parse(header.unwrap_or_default())
+                .unwrap_or_else(|| panic!("{} {} without traceparent", r.method, r.url))
+        })
+        .collect();
+    assert!(traces.len() >= 2, "{traces:?}");
+    assert!(traces.iter().all(|t| t.trace_id == traces[0].trace_id));
+    assert_ne!(traces[0].span_id, traces[1].span_id);
     assert_eq!(
         submitted[0].1,
         json!({"prompt": "a lighthouse at dusk", "aspect_ratio": "16:9", "num_images": 2,

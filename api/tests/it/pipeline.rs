@@ -736,7 +736,7 @@ async fn create_flaky(app: &TestApp, user: &TestUser, board: &str) -> String {
             artifact_type: "text".into(),
             input_params: json!({}),
         },
-        None,
+        Default::default(),
     )
     .await
     .unwrap();

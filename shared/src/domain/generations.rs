@@ -19,6 +19,7 @@ use crate::{
     },
     generators::Registry,
     jobs::JobMessage,
+    trace::Origin,
     AppError, AppResult,
 };
 
@@ -34,11 +35,11 @@ pub struct CreateGeneration {
 async fn insert_with_job(
     conn: &mut AsyncPgConnection,
     new: NewGeneration,
-    request_id: Option<String>,
+    origin: Origin,
 ) -> AppResult<Generation> {
     conn.transaction::<_, AppError, _>(async move |conn| {
         let generation = generations::insert(conn, &new).await?;
-        let message = JobMessage::new(generation.id, &generation.generator_name, request_id);
+        let message = JobMessage::new(generation.id, &generation.generator_name, &origin);
         let message = serde_json::to_value(&message).map_err(AppError::internal)?;
         outbox::insert(conn, generation.id, &message).await?;
         Ok(generation)
@@ -51,7 +52,7 @@ pub async fn create_generation(
     actor: &Actor,
     registry: &Registry,
     input: CreateGeneration,
-    request_id: Option<String>,
+    origin: Origin,
 ) -> AppResult<Generation> {
     check_text("Generator name", &input.generator_name)?;
     let (board, relation) = visible_board(conn, actor, input.board_id, "Board not found").await?;
@@ -87,7 +88,7 @@ pub async fn create_generation(
         input_params: input.input_params,
         status: "pending".into(),
     };
-    insert_with_job(conn, new, request_id).await
+    insert_with_job(conn, new, origin).await
 }
 
 /// A new pending generation with the same generator and inputs as `id` (the client calls it
@@ -97,7 +98,7 @@ pub async fn regenerate(
     actor: &Actor,
     registry: &Registry,
     id: Uuid,
-    request_id: Option<String>,
+    origin: Origin,
 ) -> AppResult<Generation> {
     let original = generations::find(conn, id)
         .await?
@@ -139,7 +140,7 @@ pub async fn regenerate(
         input_params: original.input_params,
         status: "pending".into(),
     };
-    insert_with_job(conn, new, request_id).await
+    insert_with_job(conn, new, origin).await
 }
 
 /// Every input artifact must be readable by `actor` (contract: lineage must not leak pixels).

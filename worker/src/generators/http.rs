@@ -83,6 +83,15 @@ fn not_taken(status: u16) -> bool {
     matches!(status, 408 | 409 | 429 | 502 | 503 | 504)
 }
 
+/// `request` with a `traceparent` header when it is sent for a job: a new span, child of the
+/// job's, so the provider's own tracing (if any) joins the job's trace.
+fn traced(request: RequestBuilder) -> RequestBuilder {
+    match boards_shared::trace::current() {
+        Some(job) => request.header("traceparent", job.child().header()),
+        None => request,
+    }
+}
+
 /// The shared client.
 #[derive(Clone, Debug)]
 pub struct Http {
@@ -119,7 +128,7 @@ impl Http {
             attempt += 1;
             let last = attempt >= self.policy.max_attempts;
             let sent = tokio::select! {
-                r = make(&self.client).send() => r,
+                r = traced(make(&self.client)).send() => r,
                 _ = cancel.cancelled() => return Err(CallError::Cancelled),
             };
             let wait = match sent {
@@ -190,7 +199,7 @@ impl Http {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let request = make().await?;
+            let request = traced(make().await?);
             let sent = tokio::select! {
                 r = request.send() => r,
                 _ = cancel.cancelled() => return Err(GenerateError::Cancelled),

@@ -42,6 +42,11 @@ async fn stack() -> Stack {
 
 /// A stack whose configuration has `overrides` on top of the test defaults.
 async fn stack_with(overrides: &[(&str, String)]) -> Stack {
+    stack_logging_to(overrides, boards_shared::logging::discard()).await
+}
+
+/// [`stack_with`], its API logging to `logger`.
+async fn stack_logging_to(overrides: &[(&str, String)], logger: slog::Logger) -> Stack {
     let db = TestDb::new().await.unwrap();
     let storage = tempfile::tempdir().unwrap();
     let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
@@ -72,7 +77,7 @@ async fn stack_with(overrides: &[(&str, String)]) -> Stack {
         env.insert(k.to_string(), v.clone());
     }
     let config = Config::load_from(&env).unwrap();
-    let app = boards_api::Application::build(config.clone(), boards_shared::logging::discard())
+    let app = boards_api::Application::build(config.clone(), logger)
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -199,6 +204,34 @@ impl Stack {
             )
             .await;
         d["createGeneration"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// A `local-echo` generation requested from the API at `base`, with `traceparent`.
+    async fn echo_via(
+        &self,
+        base: &str,
+        board: &str,
+        prompt: &str,
+        traceparent: Option<&str>,
+    ) -> String {
+        let mut req = self.client.post(format!("{base}/graphql"));
+        if let Some(t) = traceparent {
+            req = req.header("traceparent", t);
+        }
+        let res: Value = req
+            .json(&json!({"query": "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }",
+                "variables": {"i": {"boardId": board, "generatorName": "local-echo", "artifactType": "TEXT",
+                    "inputParams": {"prompt": prompt}}}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        res["data"]["createGeneration"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{res}"))
+            .to_string()
     }
 
     async fn statuses(&self, ids: &[String]) -> Vec<String> {
@@ -436,6 +469,104 @@ async fn a_worker_killed_while_sending_a_webhook_leaves_it_to_another_with_the_s
 }
 
 #[tokio::test]
+async fn one_generation_carries_one_trace_from_the_request_through_rabbitmq_to_the_worker() {
+    use lapin::options::{BasicGetOptions, BasicNackOptions};
+    let (logger, api_logs) = boards_shared::testing::capture_logger();
+    let s = stack_logging_to(&[], logger).await;
+    let board = s.board().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+    let id = s
+        .echo_via(&s.base, &board, "traced", Some(&traceparent))
+        .await;
+
+    // The API's log lines of that request carry the trace id.
+    let api_lines: Vec<Value> = api_logs
+        .records()
+        .into_iter()
+        .filter(|r| r["trace_id"] == trace_id)
+        .collect();
+    assert!(
+        api_lines
+            .iter()
+            .any(|r| r["message"] == "request" && r["path"] == "/graphql"),
+        "no access log line with the trace id: {:?}",
+        api_logs.records()
+    );
+
+    // The job message carries it as an AMQP header (looked at, then handed back).
+    let conn = boards_shared::queue::connect(s.config.amqp.url.expose(), "trace test", None)
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let queue = boards_shared::queue::Topology::new(&s.config).work_queue("default");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let message = loop {
+        if let Some(m) = channel
+            .basic_get(queue.as_str().into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+        {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "the job was never published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let header = message
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("traceparent").cloned());
+    let Some(lapin::types::AMQPValue::LongString(traceparent)) = header else {
+        panic!("no traceparent header: {:?}", message.properties.headers());
+    };
+    let traceparent = traceparent.to_string();
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    message
+        .nack(BasicNackOptions {
+            requeue: true,
+            multiple: false,
+        })
+        .await
+        .unwrap();
+    let _ = conn.close(200, "done".into()).await;
+
+    // The worker's log lines of that job carry it too.
+    let (worker, logs) = s.spawn_logged_worker();
+    s.wait_all(
+        std::slice::from_ref(&id),
+        "COMPLETED",
+        Duration::from_secs(30),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut traced = vec![];
+    while Instant::now() < deadline {
+        match logs.recv_timeout(Duration::from_millis(200)) {
+            Ok(r) if r["generation_id"] == id.as_str() => {
+                traced.push(r["trace_id"].clone());
+                if r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("completed"))
+                {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(!traced.is_empty(), "no worker log line of the job");
+    assert!(
+        traced.iter().all(|t| *t == trace_id),
+        "worker lines without the trace id: {traced:?}"
+    );
+    stop_cleanly(worker).await;
+}
+
+#[tokio::test]
 async fn a_worker_paused_past_its_lease_leaves_the_finished_artifact_intact() {
     let s = stack().await;
     let mut events = s.progress_events().await;
@@ -610,22 +741,7 @@ async fn jobs_keep_flowing_after_the_retry_delays_and_queue_type_change() {
         .unwrap();
     let new_base = format!("http://127.0.0.1:{}", api.port());
     tokio::spawn(api.run_until_stopped());
-    let after: Value = s
-        .client
-        .post(format!("{new_base}/graphql"))
-        .json(&json!({"query": "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }",
-            "variables": {"i": {"boardId": board, "generatorName": "local-echo", "artifactType": "TEXT",
-                "inputParams": {"prompt": "after"}}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let after = after["data"]["createGeneration"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let after = s.echo_via(&new_base, &board, "after", None).await;
     s.wait_all(
         std::slice::from_ref(&after),
         "COMPLETED",

@@ -444,7 +444,7 @@ pub async fn reap_expired(
         .load(conn)
         .await?;
         for r in rows.iter().filter(|r| r.status == "pending") {
-            let message = crate::jobs::JobMessage::new(r.id, &r.generator_name, None);
+            let message = crate::jobs::JobMessage::new(r.id, &r.generator_name, &Default::default());
             let message = serde_json::to_value(&message).unwrap_or(Value::Null);
             super::outbox::insert(conn, r.id, &message).await?;
         }
