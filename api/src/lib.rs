@@ -147,6 +147,10 @@ impl Application {
             )),
             fetcher: Arc::new(url_fetcher(&config)?),
             webhooks: boards_shared::domain::webhooks::WebhookRules::from_config(&config)?,
+            telemetry: boards_shared::telemetry::Telemetry::from_config(
+                config.log.otlp_endpoint.as_deref(),
+                "boards-api",
+            )?,
             storage,
             limits: boards_shared::ratelimit::Limiter::from_config(
                 &config,
@@ -222,6 +226,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.background.cancel();
+        // Export the last spans (blocking: it waits for the collector, at most its timeout).
+        let telemetry = self.state.telemetry.clone();
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         result
     }
 

@@ -19,7 +19,10 @@ use actix_web::{
     middleware::Next,
     web, HttpMessage, HttpResponse,
 };
-use boards_shared::trace::TraceContext;
+use boards_shared::{
+    telemetry::{FinishedSpan, KeyValue, SpanKind},
+    trace::TraceContext,
+};
 use bytes::Bytes;
 use futures::{Future as _, Stream};
 use serde_json::json;
@@ -55,23 +58,40 @@ pub async fn access_log(
     let started = Instant::now();
     let id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let trace = TraceContext::continue_from(
-        req.headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let parent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    let trace = parent.map_or_else(TraceContext::root, |p| p.child());
+    let started_at = std::time::SystemTime::now();
     req.extensions_mut().insert(RequestTrace(trace));
     let method = req.method().to_string();
     let path = req.path().to_string();
-    let logger = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.logger.clone());
+    let route = req.match_pattern().unwrap_or_else(|| path.clone());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let mut res = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    if let Some(logger) = logger {
+    if let Some(state) = state {
+        let logger = &state.logger;
         let status = res.status().as_u16();
+        state.telemetry.record(FinishedSpan {
+            name: format!("{method} {route}").into(),
+            kind: SpanKind::Server,
+            trace,
+            parent,
+            start: started_at,
+            end: std::time::SystemTime::now(),
+            attributes: vec![
+                KeyValue::new("http.request.method", method.clone()),
+                KeyValue::new("http.route", route),
+                KeyValue::new("http.response.status_code", i64::from(status)),
+                KeyValue::new("request_id", id.clone()),
+            ],
+            error: (status >= 500).then(|| format!("HTTP {status}")),
+        });
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         info!(logger, "request";
             "method" => method, "path" => path, "status" => status,

@@ -53,6 +53,8 @@ pub struct AppState {
     pub uploader: Arc<boards_shared::domain::uploads::Uploader>,
     /// URL imports' fetcher (SSRF-guarded).
     pub fetcher: Arc<boards_shared::net::Fetcher>,
+    /// Span export (OTLP), when configured.
+    pub telemetry: boards_shared::telemetry::Telemetry,
     /// What webhook URLs and counts are checked against.
     pub webhooks: boards_shared::domain::webhooks::WebhookRules,
     /// Rate limits (counters in Redis, shared by every replica).

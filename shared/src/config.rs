@@ -380,6 +380,10 @@ pub struct LogConfig {
     pub level: String,
     /// `auto` (JSON unless stderr is a terminal), `json` or `term`.
     pub format: String,
+    /// OTLP/HTTP collector (`http://collector:4318`) that spans are exported to; unset, none
+    /// are (`crate::telemetry`).
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -477,6 +481,7 @@ impl Default for Config {
             log: LogConfig {
                 level: "info".into(),
                 format: "auto".into(),
+                otlp_endpoint: None,
             },
             worker: WorkerConfig {
                 health_host: "127.0.0.1".into(),
@@ -805,6 +810,7 @@ pub const ENV_KEYS: &[EnvKey] = &[
     ),
     key("BOARDS_LOG_LEVEL", "log.level", Kind::Str),
     key("BOARDS_LOG_FORMAT", "log.format", Kind::Str),
+    key("BOARDS_OTLP_ENDPOINT", "log.otlp_endpoint", Kind::Str),
     key("BOARDS_WORKER_HEALTH_HOST", "worker.health_host", Kind::Str),
     key("BOARDS_WORKER_HEALTH_PORT", "worker.health_port", Kind::Int),
     key("BOARDS_WORKER_CONCURRENCY", "worker.concurrency", Kind::Int),

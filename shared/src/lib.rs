@@ -19,6 +19,7 @@ pub mod readiness;
 pub mod redis_pool;
 pub mod relay;
 pub mod storage;
+pub mod telemetry;
 #[cfg(feature = "test-helpers")]
 pub mod testing;
 pub mod trace;

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use boards_shared::{
     jobs::{JobMessage, JOB_MESSAGE_VERSION},
     queue::{self, WEBHOOK_POOL},
+    telemetry::{FinishedSpan, KeyValue, SpanKind},
     trace::{self, TraceContext},
 };
 use futures::StreamExt as _;
@@ -209,8 +210,28 @@ async fn handle(
     }
     let pool = pool_of_delivery(&delivery);
     // The job continues the trace of the request that created it (or starts one).
-    let trace = TraceContext::continue_from(message.traceparent.as_deref());
+    let parent = message.traceparent.as_deref().and_then(TraceContext::parse);
+    let trace = parent.map_or_else(TraceContext::root, |p| p.child());
+    let started = std::time::SystemTime::now();
     let settle = trace::scope(trace, job::run(env.clone(), message.clone(), shutdown)).await;
+    env.telemetry.record(FinishedSpan {
+        name: format!("job {}", message.generator).into(),
+        kind: SpanKind::Consumer,
+        trace,
+        parent,
+        start: started,
+        end: std::time::SystemTime::now(),
+        attributes: vec![
+            KeyValue::new("generation_id", message.generation_id.to_string()),
+            KeyValue::new("generator", message.generator.clone()),
+            KeyValue::new("attempt", i64::from(message.attempt)),
+            KeyValue::new("outcome", settle.name()),
+        ],
+        error: match &settle {
+            Settle::Retry { reason, .. } | Settle::Dead { reason } => Some(reason.clone()),
+            _ => None,
+        },
+    });
     let result = match settle {
         Settle::Ack => delivery
             .ack(BasicAckOptions::default())

@@ -43,6 +43,8 @@ pub struct WorkerEnv {
     /// Sends webhook deliveries (SSRF-guarded, no redirects, `webhooks.timeout_ms`).
     pub webhook_client: Arc<boards_shared::net::Fetcher>,
     pub metrics: Arc<Metrics>,
+    /// Span export (OTLP), when configured.
+    pub telemetry: boards_shared::telemetry::Telemetry,
     pub logger: Logger,
     /// Unique per process: recorded on claims.
     pub worker_id: String,

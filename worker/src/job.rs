@@ -47,6 +47,18 @@ pub enum Settle {
     Requeue,
 }
 
+impl Settle {
+    /// What the span of the run calls it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Settle::Ack => "done",
+            Settle::Retry { .. } => "retry",
+            Settle::Dead { .. } => "dead",
+            Settle::Requeue => "requeue",
+        }
+    }
+}
+
 /// Why a run stopped early.
 enum Stop {
     Error(GenerateError),

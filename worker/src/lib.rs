@@ -89,6 +89,10 @@ impl Worker {
             executors: Arc::new(executors),
             fetcher: Arc::new(fetcher),
             metrics: Arc::new(Metrics::new()),
+            telemetry: boards_shared::telemetry::Telemetry::from_config(
+                config.log.otlp_endpoint.as_deref(),
+                "boards-worker",
+            )?,
             logger: logger.clone(),
             running: Mutex::new(HashMap::new()),
             broker: Default::default(),
@@ -136,6 +140,8 @@ impl Worker {
         for t in tasks {
             let _ = t.await;
         }
+        let telemetry = self.env.telemetry.clone();
+        let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
         info!(self.env.logger, "worker stopped");
     }
 }

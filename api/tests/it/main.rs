@@ -35,6 +35,7 @@ mod slow_clients;
 mod sse_access;
 mod storage;
 mod tags;
+mod telemetry;
 mod tenant_members;
 mod tenants;
 mod transport;

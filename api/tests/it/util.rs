@@ -46,6 +46,7 @@ pub fn test_logger() -> slog::Logger {
             &boards_shared::config::LogConfig {
                 level: "debug".into(),
                 format: "term".into(),
+                otlp_endpoint: None,
             },
             "test",
         )
