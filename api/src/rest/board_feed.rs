@@ -7,10 +7,12 @@
 //! when events since that id were already dropped, `event: reset` says so and carries a
 //! snapshot (the board's newest generations as progress documents). A client that fell behind
 //! the live feed gets `event: resync` (refetch the board). Access is checked like the
-//! board's (404 `Board not found` for unknown and unreadable boards alike) and re-checked when
+//! board's: members, and anyone when it is public, signed in or not (404 `Board not found` for
+//! unknown and unreadable boards alike; 401 for a token that does not verify), re-checked when
 //! the board's access changes and every `api.sse_access_recheck_seconds`: a caller who lost it
 //! gets `: access revoked` and the end of the stream; `board_deleted` ends it too. Streams
-//! count against `api.sse_max_streams_per_user` with the per-generation ones.
+//! count against `api.sse_max_streams_per_user` with the per-generation ones (anonymous
+//! readers per client address).
 //!
 //! [`BoardEvent`]: boards_shared::events::BoardEvent
 
@@ -25,8 +27,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    current_user, error_response,
-    feed::{self, frame, Emit, Feed, Recheck},
+    error_response,
+    feed::{self, frame, Emit, Feed, Reader, Recheck},
 };
 use crate::{
     sse::{BoardFrame, Key},
@@ -41,12 +43,12 @@ enum Access {
     Gone,
 }
 
-async fn access_of(state: &AppState, id: Uuid, user: Uuid) -> Result<Access, AppError> {
+async fn access_of(state: &AppState, id: Uuid, user: Option<Uuid>) -> Result<Access, AppError> {
     let mut conn = state.pool.get().await?;
     let Some(board) = boards::find(&mut conn, id).await? else {
         return Ok(Access::Gone);
     };
-    let relation = access::relation(&mut conn, &board, Some(user)).await?;
+    let relation = access::relation(&mut conn, &board, user).await?;
     Ok(if access::can_read(&board, relation) {
         Access::Readable
     } else {
@@ -110,7 +112,7 @@ impl Feed for BoardFeed {
         Some(Emit::more(frame(None, Some("resync"), &data)))
     }
 
-    async fn recheck(&mut self, state: &AppState, user: Uuid) -> anyhow::Result<Recheck> {
+    async fn recheck(&mut self, state: &AppState, user: Option<Uuid>) -> anyhow::Result<Recheck> {
         Ok(match access_of(state, self.board, user).await? {
             Access::Readable => Recheck::Keep(None),
             Access::Unreadable => Recheck::Revoked,
@@ -128,16 +130,20 @@ pub async fn stream(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let auth = match current_user(&state, &req).await {
+    // Like the board itself: members, and anyone (signed in or not) when it is public. A
+    // token that does not verify is refused, as everywhere.
+    let auth = match crate::caller::authenticate(&state, &req).await {
         Ok(a) => a,
-        Err(res) => return res,
+        Err(e) => return error_response(&e),
     };
     let not_found = || error_response(&AppError::not_found("Board not found"));
     let Ok(id) = Uuid::parse_str(path.as_str()) else {
         return not_found();
     };
-    let Some(user) = auth.user_id() else {
-        return error_response(&AppError::unauthenticated("Authentication required"));
+    let user = auth.user_id();
+    let reader = match user {
+        Some(u) => Reader::user(u),
+        None => Reader::anonymous(&state, &req),
     };
     // Subscribe before the access check, so that no event falls between the check and the feed.
     let live = state.sse.subscribe(Key::Board(id));
@@ -147,5 +153,5 @@ pub async fn stream(
         Ok(_) => return not_found(),
         Err(e) => return error_response(&e),
     }
-    feed::accept(state, &req, user, (live, access), BoardFeed { board: id })
+    feed::accept(state, &req, reader, (live, access), BoardFeed { board: id })
 }

@@ -92,7 +92,8 @@ pub(crate) trait Feed {
     async fn reset(&mut self, state: &AppState, reason: &str) -> Option<Emit>;
     /// The stream missed `missed` live events (it read too slowly).
     async fn lagged(&mut self, state: &AppState, missed: u64) -> Option<Emit>;
-    async fn recheck(&mut self, state: &AppState, user: Uuid) -> anyhow::Result<Recheck>;
+    /// Whether `user` (`None`: an anonymous reader of a public board) may still read.
+    async fn recheck(&mut self, state: &AppState, user: Option<Uuid>) -> anyhow::Result<Recheck>;
     /// Whether the stream reads its row while live events do not flow (Redis down).
     fn polls(&self) -> bool {
         false
@@ -146,7 +147,7 @@ fn event_stream(mut rx: mpsc::Receiver<Bytes>) -> HttpResponse {
 /// the access check, so nothing falls between), its place in the user's cap, and the
 /// `Last-Event-ID` it resumes after.
 struct Opened {
-    user: Uuid,
+    user: Option<Uuid>,
     live: Live,
     access: broadcast::Receiver<Uuid>,
     slot: StreamSlot,
@@ -162,21 +163,56 @@ fn last_event_id(req: &HttpRequest) -> Option<StreamId> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Takes one of `user`'s stream places (429 when they hold all of them) and starts the
+/// Who a stream is for: a user, or an anonymous reader (of a public board) counted by address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reader {
+    pub user: Option<Uuid>,
+    /// Whose places in the stream cap it takes: the user's, or the address's.
+    pub cap_key: Uuid,
+}
+
+impl Reader {
+    pub fn user(user: Uuid) -> Self {
+        Self {
+            user: Some(user),
+            cap_key: user,
+        }
+    }
+
+    /// An anonymous reader, capped per client address (per /64 for IPv6).
+    pub fn anonymous(state: &AppState, req: &HttpRequest) -> Self {
+        let address = crate::caller::client_ip(req, &state.config.api.trusted_proxies)
+            .map(boards_shared::ratelimit::ip_bucket)
+            .unwrap_or_default();
+        Self {
+            user: None,
+            cap_key: {
+                use std::hash::{Hash as _, Hasher as _};
+                // Deterministic within the process (SipHash with fixed keys), which is all
+                // the cap needs; the marker keeps these apart from user ids.
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                address.hash(&mut h);
+                Uuid::from_u64_pair(h.finish(), 0xa11_0a11)
+            },
+        }
+    }
+}
+
+/// Takes one of the reader's stream places (429 when they hold all of them) and starts the
 /// stream: the response.
 pub(crate) fn accept<F: Feed + 'static>(
     state: web::Data<AppState>,
     req: &HttpRequest,
-    user: Uuid,
+    reader: Reader,
     (live, access): (Live, broadcast::Receiver<Uuid>),
     feed: F,
 ) -> HttpResponse {
     let max = state.config.api.sse_max_streams_per_user;
-    let Some(slot) = state.sse.open_stream(user, max) else {
+    let Some(slot) = state.sse.open_stream(reader.cap_key, max) else {
         return too_many_streams(max);
     };
     let opened = Opened {
-        user,
+        user: reader.user,
         live,
         access,
         slot,
@@ -325,7 +361,8 @@ async fn run<F: Feed>(
                 Ok(Recheck::Keep(emit)) => open = send(&state, &tx, emit).await,
                 Ok(Recheck::Revoked) => {
                     info!(state.logger, "stream ended: access revoked";
-                        "stream" => F::NAME, "board_id" => %board, "user_id" => %user);
+                        "stream" => F::NAME, "board_id" => %board,
+                        "user_id" => user.map(|u| u.to_string()).unwrap_or_default());
                     let _ = tx.try_send(Bytes::from_static(ACCESS_REVOKED));
                     open = false;
                 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     current_user, error_response,
-    feed::{self, frame, Emit, Feed, Recheck},
+    feed::{self, frame, Emit, Feed, Reader, Recheck},
 };
 use crate::{
     sse::{BoardFrame, Key},
@@ -144,7 +144,10 @@ impl Feed for Progress {
         self.row(&g, true)
     }
 
-    async fn recheck(&mut self, state: &AppState, user: Uuid) -> anyhow::Result<Recheck> {
+    async fn recheck(&mut self, state: &AppState, user: Option<Uuid>) -> anyhow::Result<Recheck> {
+        let Some(user) = user else {
+            return Ok(Recheck::Revoked);
+        };
         Ok(match readable(state, self.id, user).await? {
             Some(g) => Recheck::Keep(self.row(&g, false)),
             None => Recheck::Revoked,
@@ -190,7 +193,7 @@ pub async fn stream(
     feed::accept(
         state,
         &req,
-        user,
+        Reader::user(user),
         (live, access),
         Progress::new(&generation),
     )

@@ -59,7 +59,21 @@ impl Feed {
 
     /// Opens the feed with `Last-Event-ID` and reads its `ready` frame.
     async fn resume(app: &TestApp, user: &TestUser, board: &str, after: Option<&str>) -> Self {
-        let res = Self::request_after(app, Some(&user.token), board, after).await;
+        Self::open_with(app, Some(&user.token), board, after).await
+    }
+
+    /// Opens the feed without credentials and reads its `ready` frame.
+    async fn anonymous(app: &TestApp, board: &str) -> Self {
+        Self::open_with(app, None, board, None).await
+    }
+
+    async fn open_with(
+        app: &TestApp,
+        token: Option<&str>,
+        board: &str,
+        after: Option<&str>,
+    ) -> Self {
+        let res = Self::request_after(app, token, board, after).await;
         assert_eq!(res.status(), 200);
         let mut feed = Self {
             body: Box::pin(res.bytes_stream()),
@@ -231,7 +245,8 @@ async fn a_board_feed_is_for_the_boards_readers_and_ends_when_access_is_removed(
         .await;
     let membership = added["addBoardMember"]["id"].as_str().unwrap().to_string();
 
-    // Unknown, unreadable and malformed ids are alike; no credentials is 401.
+    // Unknown, unreadable and malformed ids are alike (for anonymous callers too: the board is
+    // private); a token that does not verify is 401.
     for (token, id, status) in [
         (Some(stranger.token.as_str()), b.as_str(), 404),
         (
@@ -240,7 +255,8 @@ async fn a_board_feed_is_for_the_boards_readers_and_ends_when_access_is_removed(
             404,
         ),
         (Some(owner.token.as_str()), "not-a-uuid", 404),
-        (None, b.as_str(), 401),
+        (None, b.as_str(), 404),
+        (Some("not.a.token"), b.as_str(), 401),
     ] {
         let res = Feed::request(&app, token, id).await;
         assert_eq!(res.status(), status, "{id}");
@@ -268,6 +284,38 @@ async fn a_board_feed_is_for_the_boards_readers_and_ends_when_access_is_removed(
         }
     }
     assert!(feed.frame().await.is_none());
+}
+
+#[tokio::test]
+async fn anyone_may_follow_a_public_board_until_it_becomes_private() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner").await;
+    let b = board(&app, &owner).await;
+    let public = "mutation($i: UpdateBoardInput!) { updateBoard(input: $i) { id } }";
+    app.ok(
+        Some(&owner.token),
+        public,
+        json!({"i": {"id": b, "isPublic": true}}),
+    )
+    .await;
+    let mut feed = Feed::anonymous(&app, &b).await;
+    rename(&app, &owner, &b, "for everyone").await;
+    assert_eq!(feed.next("board_updated").await["type"], "board_updated");
+    app.ok(
+        Some(&owner.token),
+        public,
+        json!({"i": {"id": b, "isPublic": false}}),
+    )
+    .await;
+    loop {
+        match feed.frame().await {
+            Some((name, _)) if name == "access_revoked" => break,
+            Some((name, _)) if name == "board_updated" => {}
+            other => panic!("expected the end of access, got {other:?}"),
+        }
+    }
+    assert!(feed.frame().await.is_none());
+    assert_eq!(Feed::request(&app, None, &b).await.status(), 404);
 }
 
 const RENAME: &str = "mutation($i: UpdateBoardInput!) { updateBoard(input: $i) { id } }";
