@@ -63,23 +63,27 @@ CREATE INDEX idx_webhook_deliveries_created ON boards.webhook_deliveries (create
 CREATE TRIGGER trg_webhook_deliveries_updated_at BEFORE UPDATE ON boards.webhook_deliveries
     FOR EACH ROW EXECUTE FUNCTION boards.update_updated_at_column();
 
--- generation.created on insert; generation.completed / .failed / .cancelled when the status
--- becomes terminal. The payload is the Standard Webhooks envelope {type, timestamp, data}.
+-- generation.created on insert (and the terminal event too when the row is born finished: an
+-- upload); generation.completed / .failed / .cancelled when the status becomes terminal. The
+-- payload is the Standard Webhooks envelope {type, timestamp, data}.
 CREATE FUNCTION boards.enqueue_generation_webhooks() RETURNS trigger AS $$
 DECLARE
-    event text;
+    events text[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        event := 'generation.created';
+        events := ARRAY['generation.created'];
+        IF NEW.status IN ('completed', 'failed', 'cancelled') THEN
+            events := events || ('generation.' || NEW.status);
+        END IF;
     ELSIF NEW.status IS DISTINCT FROM OLD.status
           AND NEW.status IN ('completed', 'failed', 'cancelled') THEN
-        event := 'generation.' || NEW.status;
+        events := ARRAY['generation.' || NEW.status];
     ELSE
         RETURN NULL;
     END IF;
     INSERT INTO boards.webhook_deliveries (webhook_id, event_type, payload)
-    SELECT w.id, event, jsonb_build_object(
-        'type', event,
+    SELECT w.id, e.event, jsonb_build_object(
+        'type', e.event,
         'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         'data', jsonb_build_object(
             'generation_id', NEW.id,
@@ -95,7 +99,9 @@ BEGIN
             'created_at', NEW.created_at,
             'completed_at', NEW.completed_at))
     FROM boards.webhooks w
-    WHERE w.board_id = NEW.board_id AND w.enabled AND event = ANY (w.event_types);
+    CROSS JOIN unnest(events) WITH ORDINALITY AS e(event, n)
+    WHERE w.board_id = NEW.board_id AND w.enabled AND e.event = ANY (w.event_types)
+    ORDER BY e.n;
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;

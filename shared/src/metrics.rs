@@ -45,6 +45,8 @@ pub struct Metrics {
     /// Rate-limit decisions taken without Redis (it was unreachable): the request was let
     /// through. By limit.
     pub rate_limit_fail_open: IntCounterVec,
+    /// Webhook delivery attempts by outcome (`delivered`, `retry`, `failed`).
+    pub webhook_attempts: IntCounterVec,
     operations: RwLock<HashSet<String>>,
 }
 
@@ -139,6 +141,14 @@ impl Metrics {
                 &["limit"],
             )
             .unwrap_or_else(|_| unreachable_metric()),
+            webhook_attempts: IntCounterVec::new(
+                Opts::new(
+                    "webhook_attempts_total",
+                    "Webhook delivery attempts by outcome",
+                ),
+                &["outcome"],
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
             operations: RwLock::new(HashSet::new()),
             registry,
         };
@@ -158,6 +168,7 @@ impl Metrics {
             Box::new(m.jobs_stuck.clone()),
             Box::new(m.rate_limited.clone()),
             Box::new(m.rate_limit_fail_open.clone()),
+            Box::new(m.webhook_attempts.clone()),
         ] {
             let _ = m.registry.register(c);
         }

@@ -55,6 +55,8 @@ pub struct Relay {
     confirm_timeout: Duration,
     topology: Topology,
     webhooks: Topology,
+    /// A pending, published delivery untouched this long lost its message.
+    stale_delivery: Duration,
     pools: BTreeMap<String, String>,
     interval: Duration,
     metrics: Arc<Metrics>,
@@ -90,6 +92,17 @@ impl Relay {
             confirm_timeout: Duration::from_millis(config.amqp.confirm_timeout_ms),
             topology: Topology::new(config),
             webhooks: Topology::webhooks(config),
+            stale_delivery: Duration::from_millis(
+                config
+                    .webhooks
+                    .retry_delays_ms
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(0)
+                    .saturating_add(config.webhooks.timeout_ms)
+                    .saturating_add(3_600_000),
+            ),
             pools: config.jobs.pools.clone(),
             interval: Duration::from_millis(config.jobs.relay_interval_ms.max(10)),
             metrics,
@@ -179,8 +192,10 @@ impl Relay {
             if !conn.status().connected() {
                 anyhow::bail!("connection closed");
             }
-            let jobs = self.publish_batch(publisher).await?;
-            let deliveries = self.publish_deliveries(publisher).await?;
+            // Each outbox on its own: one that keeps failing does not hold up the other.
+            let jobs = self.publish_batch(publisher).await;
+            let deliveries = self.publish_deliveries(publisher).await;
+            let (jobs, deliveries) = (jobs?, deliveries?);
             if jobs as i64 >= BATCH || deliveries as i64 >= BATCH {
                 continue;
             }
@@ -205,6 +220,16 @@ impl Relay {
             .get()
             .await
             .map_err(|e| anyhow::anyhow!("database: {e}"))?;
+        // Pending deliveries whose message is gone (dead-lettered by a quorum queue's delivery
+        // limit, a purged queue): nothing would ever send them, so they go out again once
+        // nothing could still be waiting for them (the longest retry delay, a timeout, an hour).
+        diesel::sql_query(
+            "UPDATE boards.webhook_deliveries SET published = false, publish_after = now()
+             WHERE published AND status = 'pending' AND updated_at < now() - make_interval(secs => $1)",
+        )
+        .bind::<sql_types::Double, _>(self.stale_delivery.as_secs_f64())
+        .execute(&mut conn)
+        .await?;
         let rows: Vec<Due> = diesel::sql_query(
             "UPDATE boards.webhook_deliveries SET publish_after = now() + make_interval(secs => $1)
              WHERE id IN (SELECT id FROM boards.webhook_deliveries
@@ -240,8 +265,11 @@ impl Relay {
             }
         }
         if !done.is_empty() {
+            // Only rows still under this lease: a resend in the meantime (which resets
+            // `publish_after` to now) must go out again.
             diesel::sql_query(
-                "UPDATE boards.webhook_deliveries SET published = true WHERE id = ANY($1)",
+                "UPDATE boards.webhook_deliveries SET published = true
+                 WHERE id = ANY($1) AND NOT published AND publish_after > now()",
             )
             .bind::<sql_types::Array<sql_types::Uuid>, _>(&done)
             .execute(&mut conn)

@@ -74,10 +74,18 @@ fn classify(result: Result<boards_shared::net::Posted, FetchError>) -> Outcome {
         Ok(p) if (200..300).contains(&p.status) => Outcome::Delivered(p.status),
         Ok(p) => {
             let mut error = format!("HTTP {}", p.status);
-            let excerpt = p.body.trim();
+            // The receiver's words, as text the database can keep (no NUL, no control
+            // characters: PostgreSQL refuses NUL, and the record is shown to people).
+            let excerpt: String = p
+                .body
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(200)
+                .collect();
+            let excerpt = excerpt.trim();
             if !excerpt.is_empty() {
                 error.push_str(": ");
-                error.extend(excerpt.chars().take(200));
+                error.push_str(excerpt);
             }
             let code = Some(p.status);
             if (400..500).contains(&p.status) && !matches!(p.status, 408 | 425 | 429) {
@@ -126,7 +134,7 @@ pub async fn handle(env: Arc<WorkerEnv>, delivery: Delivery, publish: Arc<Confir
             // The database or the broker failed us: the broker hands the message out again.
             warn!(env.logger, "webhook delivery not settled; it will be redelivered";
                 "delivery_id" => %message.delivery_id, "error" => format!("{e:#}"));
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
             let _ = delivery
                 .nack(BasicNackOptions {
                     requeue: true,
@@ -230,6 +238,15 @@ async fn send(
         // Settled by another attempt meanwhile.
         return Ok(());
     }
+    let outcome = match (&next, record.status) {
+        (_, DeliveryStatus::Delivered) => "delivered",
+        (Next::Retry, _) => "retry",
+        _ => "failed",
+    };
+    env.metrics
+        .webhook_attempts
+        .with_label_values(&[outcome])
+        .inc();
     info!(env.logger, "webhook attempt"; "delivery_id" => %id, "webhook_id" => %webhook.id,
         "event_type" => &row.event_type, "attempt" => message.attempt,
         "status" => record.status.as_str(), "status_code" => record.status_code,
@@ -289,6 +306,13 @@ mod tests {
             panic!()
         };
         assert_eq!(error, "HTTP 404: nope");
+        let Outcome::Transient { error, .. } = classify(Ok(Posted {
+            status: 500,
+            body: "bad\u{0}\r\nthing".into(),
+        })) else {
+            panic!()
+        };
+        assert_eq!(error, "HTTP 500: bad   thing");
         assert!(matches!(
             classify(Err(FetchError::NotAllowed("loopback".into()))),
             Outcome::Refused { .. }

@@ -154,13 +154,16 @@ struct Opened {
     resume: Option<StreamId>,
 }
 
-/// The replay id the client resumes after (`Last-Event-ID`); anything else (absent, or a
-/// counter from before replay existed) is no id: the stream starts afresh.
+/// The replay id the client resumes after (`Last-Event-ID`); anything else (absent, a counter
+/// from before replay existed, or an id from the future that would hide every live event) is
+/// no id: the stream starts afresh.
 fn last_event_id(req: &HttpRequest) -> Option<StreamId> {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
     req.headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse::<StreamId>().ok())
+        .filter(|id| id.ms <= now_ms.saturating_add(60_000))
 }
 
 /// Who a stream is for: a user, or an anonymous reader (of a public board) counted by address.
@@ -233,14 +236,16 @@ fn seen(id: Option<StreamId>, last_sent: Option<StreamId>) -> bool {
     matches!((id, last_sent), (Some(new), Some(last)) if new <= last)
 }
 
-/// The replay after `after`: the kept events, or a reset. `None` when the stream is over;
-/// otherwise the newest id sent.
+/// The replay after `after`: the kept events, or a reset. `Err` when the stream is over;
+/// otherwise what live frames are deduplicated against: the newest id the client has (`after`,
+/// or the last replayed), or none after a reset (the client starts over, every live event is
+/// news).
 async fn replay<F: Feed>(
     state: &AppState,
     tx: &mpsc::Sender<Bytes>,
     feed: &mut F,
     after: StreamId,
-) -> Option<StreamId> {
+) -> Result<Option<StreamId>, ()> {
     let board = feed.board();
     let mut cursor = after;
     loop {
@@ -254,26 +259,38 @@ async fn replay<F: Feed>(
                 warn!(state.logger, "stream could not replay"; "stream" => F::NAME,
                     "board_id" => %board, "error" => %e);
                 let emit = feed.reset(state, "replay unavailable").await;
-                return send(state, tx, emit).await.then_some(cursor);
+                return if send(state, tx, emit).await {
+                    Ok(None)
+                } else {
+                    Err(())
+                };
             }
         };
         if !history.complete {
             let emit = feed
                 .reset(state, "the events since Last-Event-ID are no longer kept")
                 .await;
-            return send(state, tx, emit).await.then_some(cursor);
+            return if send(state, tx, emit).await {
+                Ok(None)
+            } else {
+                Err(())
+            };
         }
         let count = history.events.len();
         for (id, event) in history.events {
             let shown = feed.event(&BoardFrame::new(Some(id), event));
             if !send(state, tx, shown).await {
-                return None;
+                return Err(());
             }
             cursor = id;
         }
         if count < REPLAY_BATCH {
             let emit = feed.replayed();
-            return send(state, tx, emit).await.then_some(cursor);
+            return if send(state, tx, emit).await {
+                Ok(Some(cursor))
+            } else {
+                Err(())
+            };
         }
     }
 }
@@ -300,8 +317,8 @@ async fn run<F: Feed>(
     let mut last_sent = resume;
     if let (true, Some(after)) = (open, resume) {
         match replay(&state, &tx, &mut feed, after).await {
-            Some(last) => last_sent = Some(last),
-            None => open = false,
+            Ok(last) => last_sent = last,
+            Err(()) => open = false,
         }
     }
     let mut keep_alive =

@@ -416,6 +416,15 @@ async fn a_receiver_that_was_down_gets_the_delivery_once_it_is_up() {
         failed_once[0]["lastError"],
         "could not connect to the endpoint"
     );
+    // A pending delivery is not resent (its retry is on its way): no second retry chain.
+    let res = app
+        .gql(
+            Some(&owner.token),
+            "mutation($id: UUID!) { resendWebhookDelivery(id: $id) { status } }",
+            json!({"id": failed_once[0]["id"]}),
+        )
+        .await;
+    assert_eq!(error_of(&res).1, "CONFLICT", "{res}");
     // Up before the retries run out (300 ms apart).
     let server = MockServer::builder()
         .listener(std::net::TcpListener::bind(addr).unwrap())
@@ -485,5 +494,47 @@ async fn a_refusal_is_not_retried_and_errors_are_retried_until_they_run_out() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(requests(&refusing).await.len(), 1);
     assert_eq!(requests(&failing).await.len(), 3);
+    // The worker counts them: the refusal and the last 503 failed, the first two 503 retried.
+    let attempts = |outcome: &str| {
+        w.env
+            .metrics
+            .webhook_attempts
+            .with_label_values(&[outcome])
+            .get()
+    };
+    assert_eq!((attempts("failed"), attempts("retry")), (2, 2));
     w.stop().await;
+}
+
+#[tokio::test]
+async fn a_generation_born_finished_sends_its_terminal_event_too() {
+    let app = app().await;
+    let owner = app.user("owner").await;
+    let b = board(&app, &owner).await;
+    let (hook, _) = create(
+        &app,
+        &owner,
+        &b,
+        "http://127.0.0.1:9/hook",
+        &["generation.created", "generation.completed"],
+    )
+    .await;
+    // As an upload writes it: inserted completed.
+    crate::util::fixtures::sql(
+        &app,
+        &format!(
+            "INSERT INTO boards.generations (tenant_id, board_id, user_id, generator_name,
+                artifact_type, input_params, status, storage_url)
+             SELECT tenant_id, id, owner_id, 'upload', 'image', '{{}}', 'completed', 'http://x/a.png'
+             FROM boards.boards WHERE id = '{b}'"
+        ),
+    )
+    .await;
+    let list = deliveries(&app, &owner, &hook).await;
+    let mut types: Vec<&str> = list
+        .iter()
+        .map(|d| d["eventType"].as_str().unwrap())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["generation.completed", "generation.created"]);
 }

@@ -284,7 +284,7 @@ pub async fn deliveries(
 /// Sends delivery `id` again, with the same `webhook-id`.
 pub async fn resend(conn: &mut AsyncPgConnection, actor: &Actor, id: Uuid) -> AppResult<Delivery> {
     let missing = || AppError::not_found("Webhook delivery not found");
-    let (_, webhook) = webhooks::find_delivery(conn, id)
+    let (delivery, webhook) = webhooks::find_delivery(conn, id)
         .await?
         .ok_or_else(missing)?;
     administered(conn, actor, webhook.id)
@@ -293,6 +293,11 @@ pub async fn resend(conn: &mut AsyncPgConnection, actor: &Actor, id: Uuid) -> Ap
             AppError::NotFound(_) => missing(),
             e => e,
         })?;
+    if delivery.state() == crate::db::models::DeliveryStatus::Pending {
+        return Err(AppError::Conflict(
+            "The delivery is still pending: it is being sent or will be retried".into(),
+        ));
+    }
     webhooks::resend(conn, id).await?.ok_or_else(missing)
 }
 

@@ -498,16 +498,18 @@ async fn one_generation_carries_one_trace_from_the_request_through_rabbitmq_to_t
     let conn = boards_shared::queue::connect(s.config.amqp.url.expose(), "trace test", None)
         .await
         .unwrap();
-    let channel = conn.create_channel().await.unwrap();
     let queue = boards_shared::queue::Topology::new(&s.config).work_queue("default");
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut channel = conn.create_channel().await.unwrap();
     let message = loop {
-        if let Some(m) = channel
+        match channel
             .basic_get(queue.as_str().into(), BasicGetOptions::default())
             .await
-            .unwrap()
         {
-            break m;
+            Ok(Some(m)) => break m,
+            Ok(None) => {}
+            // The relay has not declared the queue yet (the broker closed this channel).
+            Err(_) => channel = conn.create_channel().await.unwrap(),
         }
         assert!(Instant::now() < deadline, "the job was never published");
         tokio::time::sleep(Duration::from_millis(50)).await;

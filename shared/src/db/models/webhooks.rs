@@ -252,18 +252,23 @@ pub async fn list_deliveries(
         .await
 }
 
-/// Sends a delivery again (same message id): back to pending and to the relay.
+/// Sends a settled delivery again (same message id): back to pending and to the relay. `None`
+/// when it is unknown or still pending.
 pub async fn resend(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Delivery>> {
-    diesel::update(webhook_deliveries::table.find(id))
-        .set((
-            webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
-            webhook_deliveries::published.eq(false),
-            webhook_deliveries::publish_after.eq(diesel::dsl::now),
-        ))
-        .returning(Delivery::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+    diesel::update(
+        webhook_deliveries::table
+            .find(id)
+            .filter(webhook_deliveries::status.ne(DeliveryStatus::Pending.as_str())),
+    )
+    .set((
+        webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+        webhook_deliveries::published.eq(false),
+        webhook_deliveries::publish_after.eq(diesel::dsl::now),
+    ))
+    .returning(Delivery::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
 }
 
 /// What one attempt came to.
