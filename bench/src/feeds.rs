@@ -13,10 +13,9 @@ use boards_shared::{
 };
 use futures::StreamExt as _;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use uuid::Uuid;
 
-use crate::{gql, histogram, start_api_with, token, Args};
+use crate::{delay_since, gql, histogram, ms, sse_lines, start_api_with, token, Args};
 
 #[derive(clap::Args, Clone)]
 pub struct FeedArgs {
@@ -37,10 +36,6 @@ pub struct FeedArgs {
     replay: usize,
 }
 
-fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
-    h.value_at_quantile(q) as f64 / 1000.0
-}
-
 /// One raw feed: reports when it is open, then the delay of each event since its `timestamp`.
 async fn feed(
     port: u16,
@@ -49,26 +44,15 @@ async fn feed(
     delays: tokio::sync::mpsc::UnboundedSender<f64>,
     connected: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> anyhow::Result<()> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream
-        .write_all(format!("GET /api/sse/boards/{board}/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n").as_bytes())
-        .await?;
-    let mut lines = BufReader::new(stream).lines();
+    let path = format!("/api/sse/boards/{board}/events");
+    let mut lines = sse_lines(port, &path, &token, None).await?;
     while let Some(line) = lines.next_line().await? {
         if line == "event: ready" {
             let _ = connected.send(());
         }
         if let Some(data) = line.strip_prefix("data: ") {
-            let now = chrono::Utc::now();
             let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
-            if let Some(ts) = v["timestamp"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            {
-                let delay = (now - ts.with_timezone(&chrono::Utc))
-                    .num_microseconds()
-                    .unwrap_or(0) as f64
-                    / 1000.0;
+            if let Some(delay) = delay_since(&v) {
                 let _ = delays.send(delay);
             }
         }
@@ -100,14 +84,8 @@ async fn read_events(
     count: usize,
 ) -> anyhow::Result<(Duration, Option<String>)> {
     let started = Instant::now();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let resume = last_event_id
-        .map(|id| format!("Last-Event-ID: {id}\r\n"))
-        .unwrap_or_default();
-    stream
-        .write_all(format!("GET /api/sse/boards/{board}/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n{resume}\r\n").as_bytes())
-        .await?;
-    let mut lines = BufReader::new(stream).lines();
+    let path = format!("/api/sse/boards/{board}/events");
+    let mut lines = sse_lines(port, &path, token, last_event_id).await?;
     let (mut seen, mut last) = (0, None);
     while seen < count {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())

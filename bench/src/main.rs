@@ -400,6 +400,37 @@ pub(crate) async fn wait_open(
     open
 }
 
+/// Quantile `q` of a histogram recorded in microseconds, in milliseconds.
+pub(crate) fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// The lines of a raw SSE request to `path` on 127.0.0.1:`port` (resuming after
+/// `last_event_id` when given): no client library between the stream and the clock.
+pub(crate) async fn sse_lines(
+    port: u16,
+    path: &str,
+    token: &str,
+    last_event_id: Option<&str>,
+) -> anyhow::Result<tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let resume = last_event_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n{resume}\r\n").as_bytes())
+        .await?;
+    Ok(tokio::io::BufReader::new(stream).lines())
+}
+
+/// Milliseconds from an event's `timestamp` to now, when it has one.
+pub(crate) fn delay_since(event: &Value) -> Option<f64> {
+    let ts = chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str()?).ok()?;
+    let delay = chrono::Utc::now() - ts.with_timezone(&chrono::Utc);
+    Some(delay.num_microseconds().unwrap_or(0) as f64 / 1000.0)
+}
+
 pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)
 }

@@ -13,9 +13,8 @@ use anyhow::Context as _;
 use boards_shared::testing::TestDb;
 use futures::StreamExt as _;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
-use crate::{gql, histogram, start_api_with, token, Args};
+use crate::{delay_since, gql, histogram, ms, sse_lines, start_api_with, token, Args};
 
 #[derive(clap::Args, Clone)]
 pub struct PipelineArgs {
@@ -93,10 +92,6 @@ async fn create(
         .to_string())
 }
 
-fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
-    h.value_at_quantile(q) as f64 / 1000.0
-}
-
 /// A raw SSE client: returns, per `data:` event, the delay since the event's `timestamp`.
 async fn sse_client(
     port: u16,
@@ -105,11 +100,7 @@ async fn sse_client(
     delays: tokio::sync::mpsc::UnboundedSender<(String, f64)>,
     connected: tokio::sync::mpsc::UnboundedSender<()>,
 ) -> anyhow::Result<()> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n").as_bytes())
-        .await?;
-    let mut lines = BufReader::new(stream).lines();
+    let mut lines = sse_lines(port, &path, &token, None).await?;
     let mut announced = false;
     while let Some(line) = lines.next_line().await? {
         if let Some(data) = line.strip_prefix("data: ") {
@@ -117,16 +108,8 @@ async fn sse_client(
                 let _ = connected.send(());
                 announced = true;
             }
-            let now = chrono::Utc::now();
             let v: Value = serde_json::from_str(data).unwrap_or_default();
-            if let Some(ts) = v["timestamp"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            {
-                let delay = (now - ts.with_timezone(&chrono::Utc))
-                    .num_microseconds()
-                    .unwrap_or(0) as f64
-                    / 1000.0;
+            if let Some(delay) = delay_since(&v) {
                 let status = v["status"].as_str().unwrap_or_default().to_string();
                 let _ = delays.send((status, delay));
             }

@@ -29,6 +29,8 @@ use crate::{
 /// How long a claimed row stays invisible to other relays while being published.
 const LEASE_SECONDS: i64 = 30;
 const BATCH: i64 = 200;
+/// How often the relay looks for webhook deliveries whose message was lost.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Wakes the relay (after a commit that wrote outbox rows) and proves its broker answers.
 #[derive(Clone, Default)]
@@ -57,6 +59,8 @@ pub struct Relay {
     webhooks: Topology,
     /// A pending, published delivery untouched this long lost its message.
     stale_delivery: Duration,
+    /// When lost deliveries were last looked for.
+    last_sweep: std::sync::Mutex<Option<Instant>>,
     pools: BTreeMap<String, String>,
     interval: Duration,
     metrics: Arc<Metrics>,
@@ -103,6 +107,7 @@ impl Relay {
                     .saturating_add(config.webhooks.timeout_ms)
                     .saturating_add(3_600_000),
             ),
+            last_sweep: std::sync::Mutex::new(None),
             pools: config.jobs.pools.clone(),
             interval: Duration::from_millis(config.jobs.relay_interval_ms.max(10)),
             metrics,
@@ -222,14 +227,29 @@ impl Relay {
             .map_err(|e| anyhow::anyhow!("database: {e}"))?;
         // Pending deliveries whose message is gone (dead-lettered by a quorum queue's delivery
         // limit, a purged queue): nothing would ever send them, so they go out again once
-        // nothing could still be waiting for them (the longest retry delay, a timeout, an hour).
-        diesel::sql_query(
-            "UPDATE boards.webhook_deliveries SET published = false, publish_after = now()
-             WHERE published AND status = 'pending' AND updated_at < now() - make_interval(secs => $1)",
-        )
-        .bind::<sql_types::Double, _>(self.stale_delivery.as_secs_f64())
-        .execute(&mut conn)
-        .await?;
+        // nothing could still be waiting for them (the longest retry delay, a timeout, an
+        // hour). A scan of the table: once a minute, not on every tick.
+        let sweep_due = self
+            .last_sweep
+            .lock()
+            .map(|mut last| {
+                let due = last.is_none_or(|t| t.elapsed() >= SWEEP_EVERY);
+                if due {
+                    *last = Some(Instant::now());
+                }
+                due
+            })
+            .unwrap_or(false);
+        if sweep_due {
+            diesel::sql_query(
+                "UPDATE boards.webhook_deliveries SET published = false, publish_after = now()
+                 WHERE published AND status = 'pending'
+                   AND updated_at < now() - make_interval(secs => $1)",
+            )
+            .bind::<sql_types::Double, _>(self.stale_delivery.as_secs_f64())
+            .execute(&mut conn)
+            .await?;
+        }
         let rows: Vec<Due> = diesel::sql_query(
             "UPDATE boards.webhook_deliveries SET publish_after = now() + make_interval(secs => $1)
              WHERE id IN (SELECT id FROM boards.webhook_deliveries

@@ -205,7 +205,7 @@ pub async fn update(
     id: Uuid,
     input: UpdateWebhook,
 ) -> AppResult<Webhook> {
-    administered(conn, actor, id).await?;
+    let current = administered(conn, actor, id).await?;
     let changes = WebhookChanges {
         url: match input.url {
             Some(u) => Some(check_url(&u, rules).await?),
@@ -224,7 +224,7 @@ pub async fn update(
         && changes.event_types.is_none()
         && changes.enabled.is_none()
     {
-        return administered(conn, actor, id).await;
+        return Ok(current);
     }
     webhooks::update(conn, id, &changes)
         .await?
