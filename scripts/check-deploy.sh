@@ -54,7 +54,9 @@ PY
 done
 if [ "${BOARDS_SKIP_CHART_WIRING:-}" != 1 ]; then
   echo "== the chart's wiring, run for real (default values; binaries from target/debug)"
-  cargo build -q -p boards-api -p boards-worker --bins
+  # The workspace's feature set, the one `cargo test --workspace` builds with, so the tests reuse
+  # these binaries instead of building api, worker and shared a second time.
+  cargo build -q --workspace --bins
   python3 scripts/chart_wiring.py "$scratch/default.yaml" target/debug
 fi
 echo "deploy checks passed"
