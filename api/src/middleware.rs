@@ -21,7 +21,7 @@ use actix_web::{
 };
 use boards_shared::{
     telemetry::{FinishedSpan, KeyValue, SpanKind},
-    trace::TraceContext,
+    trace::{self, TraceContext},
 };
 use bytes::Bytes;
 use futures::{Future as _, Stream};
@@ -70,7 +70,9 @@ pub async fn access_log(
     let path = req.path().to_string();
     let route = req.match_pattern().unwrap_or_else(|| path.clone());
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let mut res = next.call(req).await?;
+    // Handlers run in the request's span: what they write names it (a webhook delivery's
+    // trace, `boards_shared::db::set_transaction_trace`).
+    let mut res = trace::scope(trace, next.call(req)).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }

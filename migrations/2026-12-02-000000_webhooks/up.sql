@@ -50,6 +50,9 @@ CREATE TABLE boards.webhook_deliveries (
     created_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
     updated_at timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
     delivered_at timestamptz,
+    -- W3C traceparent of the change that caused the event (the request, or the worker's job),
+    -- when it ran in a trace: the worker's send continues it.
+    traceparent text,
     CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id),
     CONSTRAINT webhook_deliveries_webhook_id_fkey FOREIGN KEY (webhook_id)
         REFERENCES boards.webhooks (id) ON DELETE CASCADE,
@@ -65,7 +68,9 @@ CREATE TRIGGER trg_webhook_deliveries_updated_at BEFORE UPDATE ON boards.webhook
 
 -- generation.created on insert (and the terminal event too when the row is born finished: an
 -- upload); generation.completed / .failed / .cancelled when the status becomes terminal. The
--- payload is the Standard Webhooks envelope {type, timestamp, data}.
+-- payload is the Standard Webhooks envelope {type, timestamp, data}. The transaction names its
+-- trace in the setting `boards.traceparent` (`set_config(..., true)`: that transaction only);
+-- changes made outside any trace (the reaper) leave it unset.
 CREATE FUNCTION boards.enqueue_generation_webhooks() RETURNS trigger AS $$
 DECLARE
     events text[];
@@ -81,7 +86,7 @@ BEGIN
     ELSE
         RETURN NULL;
     END IF;
-    INSERT INTO boards.webhook_deliveries (webhook_id, event_type, payload)
+    INSERT INTO boards.webhook_deliveries (webhook_id, event_type, payload, traceparent)
     SELECT w.id, e.event, jsonb_build_object(
         'type', e.event,
         'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -97,7 +102,8 @@ BEGIN
             'thumbnail_url', NEW.thumbnail_url,
             'error_message', NEW.error_message,
             'created_at', NEW.created_at,
-            'completed_at', NEW.completed_at))
+            'completed_at', NEW.completed_at)),
+        NULLIF(current_setting('boards.traceparent', true), '')
     FROM boards.webhooks w
     CROSS JOIN unnest(events) WITH ORDINALITY AS e(event, n)
     WHERE w.board_id = NEW.board_id AND w.enabled AND e.event = ANY (w.event_types)

@@ -219,6 +219,8 @@ impl Relay {
         struct Due {
             #[diesel(sql_type = sql_types::Uuid)]
             id: uuid::Uuid,
+            #[diesel(sql_type = sql_types::Nullable<sql_types::Text>)]
+            traceparent: Option<String>,
         }
         let mut conn = self
             .pool
@@ -255,7 +257,7 @@ impl Relay {
              WHERE id IN (SELECT id FROM boards.webhook_deliveries
                           WHERE NOT published AND publish_after <= now()
                           ORDER BY publish_after LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
+             RETURNING id, traceparent",
         )
         .bind::<sql_types::Double, _>(LEASE_SECONDS as f64)
         .bind::<sql_types::BigInt, _>(BATCH)
@@ -266,7 +268,10 @@ impl Relay {
         }
         let exchange = self.webhooks.exchange();
         let results = futures::future::join_all(rows.iter().map(|row| {
-            let message = WebhookMessage::first(row.id);
+            let message = WebhookMessage {
+                traceparent: row.traceparent.clone(),
+                ..WebhookMessage::first(row.id)
+            };
             let exchange = exchange.clone();
             async move {
                 let sent = publisher

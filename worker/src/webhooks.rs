@@ -13,6 +13,11 @@
 //! The message is acknowledged only after the attempt is recorded (and the retry published): a
 //! worker killed mid-send leaves it to the broker, which hands it to another worker, and the
 //! endpoint sees the same `webhook-id` again (at-least-once; receivers drop duplicates by id).
+//!
+//! Each attempt is a span in the trace of the change that caused the event (the request, or
+//! the job that finished the generation; `traceparent` on the delivery row): the POST carries
+//! it as `traceparent`, the attempt's log line its trace id, and the span is exported with the
+//! others.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,6 +25,8 @@ use boards_shared::{
     db::models::webhooks::{self as rows, Attempt, DeliveryStatus},
     net::{AllowList, FetchError, FetchPolicy, Fetcher, SystemResolver},
     queue::{ConfirmedPublisher, WEBHOOK_POOL},
+    telemetry::{FinishedSpan, KeyValue, SpanKind},
+    trace::TraceContext,
     webhooks::{message_id, signature_header, WebhookMessage, TEST_EVENT, WEBHOOK_MESSAGE_VERSION},
     Config,
 };
@@ -166,6 +173,14 @@ async fn send(
         // Settled already (a duplicate message, or a retry overtaken by a resend).
         return Ok(());
     }
+    // The attempt's span: a child of the change's trace (a new trace when it ran in none).
+    let parent = row
+        .traceparent
+        .as_deref()
+        .or(message.traceparent.as_deref())
+        .and_then(TraceContext::parse);
+    let span = parent.map_or_else(TraceContext::root, |p| p.child());
+    let started = std::time::SystemTime::now();
     let outcome = if !webhook.enabled && row.event_type != TEST_EVENT {
         Outcome::Refused {
             code: None,
@@ -182,9 +197,7 @@ async fn send(
             ("webhook-timestamp", timestamp.to_string()),
             ("webhook-signature", signature),
         ];
-        if let Some(t) = &message.traceparent {
-            headers.push(("traceparent", t.clone()));
-        }
+        headers.push(("traceparent", span.header()));
         let result = env.webhook_client.post(&webhook.url, &headers, body).await;
         if let Err(e) = &result {
             if let Some(detail) = e.detail() {
@@ -230,6 +243,28 @@ async fn send(
             Next::Dead,
         ),
     };
+    env.telemetry.record(FinishedSpan {
+        name: format!("webhook {}", row.event_type).into(),
+        kind: SpanKind::Client,
+        trace: span,
+        parent,
+        start: started,
+        end: std::time::SystemTime::now(),
+        attributes: [
+            KeyValue::new("delivery_id", id.to_string()),
+            KeyValue::new("webhook_id", webhook.id.to_string()),
+            KeyValue::new("attempt", i64::from(message.attempt)),
+            KeyValue::new("status", record.status.as_str()),
+        ]
+        .into_iter()
+        .chain(
+            record
+                .status_code
+                .map(|c| KeyValue::new("http.response.status_code", i64::from(c))),
+        )
+        .collect(),
+        error: record.error.clone(),
+    });
     let recorded = {
         let mut conn = env.pool.get().await?;
         rows::record_attempt(&mut conn, id, &record).await?
@@ -250,7 +285,7 @@ async fn send(
     info!(env.logger, "webhook attempt"; "delivery_id" => %id, "webhook_id" => %webhook.id,
         "event_type" => &row.event_type, "attempt" => message.attempt,
         "status" => record.status.as_str(), "status_code" => record.status_code,
-        "error" => record.error.as_deref().unwrap_or(""));
+        "error" => record.error.as_deref().unwrap_or(""), "trace_id" => span.trace_id_hex());
     match next {
         Next::Done => Ok(()),
         Next::Retry => {

@@ -47,9 +47,23 @@ pub async fn generate(
     kind: &str,
     params: Value,
 ) -> String {
+    generate_traced(app, user, None, board, generator, kind, params).await
+}
+
+/// [`generate`], requested with `traceparent` when given.
+pub async fn generate_traced(
+    app: &TestApp,
+    user: &TestUser,
+    traceparent: Option<&str>,
+    board: &str,
+    generator: &str,
+    kind: &str,
+    params: Value,
+) -> String {
     let data = app
-        .ok(
+        .ok_traced(
             Some(&user.token),
+            traceparent,
             CREATE_GEN,
             json!({"input": {"boardId": board, "generatorName": generator, "artifactType": kind, "inputParams": params}}),
         )

@@ -1,18 +1,18 @@
 //! Span export over OTLP/HTTP to a collector on 127.0.0.1: with `BOARDS_OTLP_ENDPOINT` set, the
-//! API's request span and the worker's job span of one generation reach the collector in the
-//! trace of the request's `traceparent`.
+//! API's request span, the worker's job span and its webhook attempt of one generation reach
+//! the collector in the trace of the request's `traceparent`.
 
 use std::time::Duration;
 
 use boards_shared::generators::Registry;
-use serde_json::{json, Value};
+use serde_json::json;
 use wiremock::{
     matchers::{method, path},
     Mock, MockServer, ResponseTemplate,
 };
 
 use crate::{
-    pipeline::{board, wait_for, worker},
+    pipeline::{board, generate_traced, wait_for, worker},
     util::{Options, TestApp},
 };
 
@@ -27,30 +27,49 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The API and a worker exporting to `collector`; one generation requested with `traceparent`.
-async fn traced_generation(app: &TestApp, traceparent: &str) {
+/// The API and a worker exporting to `collector`; one generation requested with `traceparent`,
+/// on a board whose webhook (`receiver`) wants its completion.
+async fn traced_generation(app: &TestApp, traceparent: &str, receiver: &MockServer) {
     let w = worker(app, Registry::builtin()).await;
     let owner = app.user("owner").await;
     let b = board(app, &owner).await;
-    let res: Value = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&owner.token)
-        .header("traceparent", traceparent)
-        .json(&json!({"query": "mutation($i: CreateGenerationInput!) { createGeneration(input: $i) { id } }",
-            "variables": {"i": {"boardId": b, "generatorName": "local-echo", "artifactType": "TEXT",
-                "inputParams": {"prompt": "x"}}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = res["data"]["createGeneration"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let hook = app
+        .ok(
+            Some(&owner.token),
+            "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }",
+            json!({"i": {"boardId": b, "url": format!("{}/hook", receiver.uri()),
+            "eventTypes": ["generation.completed"]}}),
+        )
+        .await["createWebhook"]["webhook"]["id"]
+        .clone();
+    let id = generate_traced(
+        app,
+        &owner,
+        Some(traceparent),
+        &b,
+        "local-echo",
+        "TEXT",
+        json!({"prompt": "x"}),
+    )
+    .await;
     wait_for(app, &owner, &id, &["completed"], Duration::from_secs(20)).await;
+    // The attempt's span is recorded before its outcome: once it is delivered, it is there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = app
+            .ok(
+                Some(&owner.token),
+                "query($id: UUID!) { webhookDeliveries(webhookId: $id) { status } }",
+                json!({"id": hook}),
+            )
+            .await;
+        if d["webhookDeliveries"][0]["status"] == "DELIVERED" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not delivered: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 1);
     // Stopping flushes the worker's spans; the API's are flushed by hand.
     w.stop().await;
     let telemetry = app.state.telemetry.clone();
@@ -67,10 +86,20 @@ async fn request_and_job_spans_are_exported_in_the_callers_trace() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&collector)
         .await;
-    let app =
-        TestApp::spawn_with(Options::default().env("BOARDS_OTLP_ENDPOINT", collector.uri())).await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let app = TestApp::spawn_with(
+        Options::default()
+            .env("BOARDS_OTLP_ENDPOINT", collector.uri())
+            .env("BOARDS_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1"),
+    )
+    .await;
     let (trace_id, caller_span) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
-    traced_generation(&app, &format!("00-{trace_id}-{caller_span}-01")).await;
+    traced_generation(&app, &format!("00-{trace_id}-{caller_span}-01"), &receiver).await;
 
     let exports = collector.received_requests().await.unwrap_or_default();
     assert!(!exports.is_empty(), "nothing was exported");
@@ -95,4 +124,5 @@ async fn request_and_job_spans_are_exported_in_the_callers_trace() {
     assert!(contains(&body, b"boards-api"));
     assert!(contains(&body, b"job local-echo"));
     assert!(contains(&body, b"boards-worker"));
+    assert!(contains(&body, b"webhook generation.completed"));
 }

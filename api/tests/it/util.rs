@@ -195,6 +195,18 @@ impl TestApp {
         query: &str,
         variables: Value,
     ) -> Value {
+        let headers: Vec<_> = tenant.map(|t| ("X-Tenant", t)).into_iter().collect();
+        self.gql_with(token, &headers, query, variables).await
+    }
+
+    /// A GraphQL call with extra request headers.
+    pub async fn gql_with(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        query: &str,
+        variables: Value,
+    ) -> Value {
         let mut req = self
             .client
             .post(self.url("/graphql"))
@@ -202,8 +214,8 @@ impl TestApp {
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
-        if let Some(t) = tenant {
-            req = req.header("X-Tenant", t);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let res = req.send().await.expect("request");
         assert_eq!(res.status(), 200, "graphql status");
@@ -212,7 +224,22 @@ impl TestApp {
 
     /// Like [`gql`](Self::gql) but panics unless the response has no errors; returns `data`.
     pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let res = self.gql(token, query, variables).await;
+        self.ok_traced(token, None, query, variables).await
+    }
+
+    /// Like [`ok`](Self::ok), sent with `traceparent` when given.
+    pub async fn ok_traced(
+        &self,
+        token: Option<&str>,
+        traceparent: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let headers: Vec<_> = traceparent
+            .map(|t| ("traceparent", t))
+            .into_iter()
+            .collect();
+        let res = self.gql_with(token, &headers, query, variables).await;
         assert!(res.get("errors").is_none(), "unexpected errors: {res}");
         res["data"].clone()
     }

@@ -1,7 +1,8 @@
 //! Webhooks (issue 12) against real PostgreSQL, RabbitMQ and a worker, with receivers on
 //! 127.0.0.1 (allow-listed): who may manage them, what URLs pass, signed deliveries of
 //! generation events and test events, retries while the receiver is down, no retry after a
-//! permanent refusal, giving up, and resending with the same `webhook-id`.
+//! permanent refusal, giving up, resending with the same `webhook-id`, and each attempt in the
+//! trace of the change that caused it.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use wiremock::{
 
 use crate::{
     members::ADD,
-    pipeline::{board, generate, wait_for, worker},
+    pipeline::{board, generate_traced, wait_for, worker},
     util::{error_of, Options, TestApp, TestUser},
 };
 
@@ -288,7 +289,7 @@ async fn board_owners_and_admins_manage_webhooks_and_urls_are_checked() {
 }
 
 #[tokio::test]
-async fn generation_events_and_test_events_are_delivered_signed_and_recorded() {
+async fn generation_events_and_test_events_are_delivered_signed_recorded_and_traced() {
     let app = app().await;
     let w = worker(&app, Registry::builtin()).await;
     let owner = app.user("owner").await;
@@ -302,9 +303,11 @@ async fn generation_events_and_test_events_are_delivered_signed_and_recorded() {
         &["generation.created", "generation.completed"],
     )
     .await;
-    let g = generate(
+    let request_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let g = generate_traced(
         &app,
         &owner,
+        Some(&format!("00-{request_trace}-00f067aa0ba902b7-01")),
         &b,
         "local-echo",
         "TEXT",
@@ -344,6 +347,14 @@ async fn generation_events_and_test_events_are_delivered_signed_and_recorded() {
             .expect("the delivery of this webhook-id");
         assert_eq!(sent["payload"], body);
     }
+    // `generation.created` was written by the request, `generation.completed` by the worker's
+    // job, which continues the request's trace: both are sent in it, each attempt a new span.
+    let spans: Vec<(String, String)> = got.iter().map(trace_of).collect();
+    for (trace, span) in &spans {
+        assert_eq!(trace, request_trace);
+        assert_ne!(span, "00f067aa0ba902b7");
+    }
+    assert_ne!(spans[0].1, spans[1].1);
     let completed: Value = got
         .iter()
         .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
@@ -353,9 +364,16 @@ async fn generation_events_and_test_events_are_delivered_signed_and_recorded() {
     assert_eq!(completed["data"]["status"], "completed");
     assert!(completed["data"]["storage_url"].is_string(), "{completed}");
 
-    // A test event, whatever the subscription; then a resend of it: same webhook-id.
+    // A test event, whatever the subscription; then a resend of it: same webhook-id. Each is
+    // sent in the trace of the request that asked for it.
+    let test_trace = "0af7651916cd43dd8448eb211c80319c";
     let d = app
-        .ok(Some(&owner.token), TEST_EVENT, json!({"id": hook}))
+        .ok_traced(
+            Some(&owner.token),
+            Some(&format!("00-{test_trace}-b7ad6b7169203331-01")),
+            TEST_EVENT,
+            json!({"id": hook}),
+        )
         .await;
     let test = &d["sendTestWebhook"];
     assert_eq!(test["eventType"], "webhook.test");
@@ -365,8 +383,10 @@ async fn generation_events_and_test_events_are_delivered_signed_and_recorded() {
             .any(|d| d["id"] == test_id.as_str() && d["status"] == "DELIVERED")
     })
     .await;
-    app.ok(
+    let resend_trace = "11111111111111112222222222222222";
+    app.ok_traced(
         Some(&owner.token),
+        Some(&format!("00-{resend_trace}-3333333333333333-01")),
         "mutation($id: UUID!) { resendWebhookDelivery(id: $id) { status } }",
         json!({"id": test_id}),
     )
@@ -378,12 +398,12 @@ async fn generation_events_and_test_events_are_delivered_signed_and_recorded() {
     .await;
     let got = requests(&server).await;
     let test_message = test["messageId"].as_str().unwrap();
-    assert_eq!(
-        got.iter()
-            .filter(|r| header(r, "webhook-id") == test_message)
-            .count(),
-        2
-    );
+    let traces: Vec<String> = got
+        .iter()
+        .filter(|r| header(r, "webhook-id") == test_message)
+        .map(|r| trace_of(r).0)
+        .collect();
+    assert_eq!(traces, [test_trace, resend_trace]);
     w.stop().await;
 }
 
@@ -537,4 +557,11 @@ async fn a_generation_born_finished_sends_its_terminal_event_too() {
         .collect();
     types.sort_unstable();
     assert_eq!(types, ["generation.completed", "generation.created"]);
+}
+
+/// The trace id and span id of a request's `traceparent`.
+fn trace_of(r: &wiremock::Request) -> (String, String) {
+    let t = boards_shared::trace::TraceContext::parse(&header(r, "traceparent"))
+        .unwrap_or_else(|| panic!("no traceparent on {}", header(r, "webhook-id")));
+    (t.trace_id_hex(), t.span_id_hex())
 }

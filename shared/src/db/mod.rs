@@ -161,3 +161,21 @@ pub async fn ping(pool: &PgPool) -> anyhow::Result<()> {
     conn.batch_execute("SELECT 1").await?;
     Ok(())
 }
+
+/// Names `trace` as the trace of the current transaction (the setting `boards.traceparent`,
+/// for this transaction only), so the webhook deliveries its changes cause are sent in that
+/// trace. Outside a transaction it would last one statement: call it inside one. Nothing is
+/// sent without a trace.
+pub async fn set_transaction_trace(
+    conn: &mut AsyncPgConnection,
+    trace: Option<crate::trace::TraceContext>,
+) -> diesel::QueryResult<()> {
+    let Some(trace) = trace else {
+        return Ok(());
+    };
+    diesel::sql_query("SELECT set_config('boards.traceparent', $1, true)")
+        .bind::<diesel::sql_types::Text, _>(trace.header())
+        .execute(conn)
+        .await
+        .map(drop)
+}

@@ -215,6 +215,7 @@ pub mod boards {
             created_at -> Timestamptz,
             updated_at -> Timestamptz,
             delivered_at -> Nullable<Timestamptz>,
+            traceparent -> Nullable<Text>,
         }
     }
 

@@ -38,6 +38,7 @@ async fn insert_with_job(
     origin: Origin,
 ) -> AppResult<Generation> {
     conn.transaction::<_, AppError, _>(async move |conn| {
+        crate::db::set_transaction_trace(conn, origin.trace).await?;
         let generation = generations::insert(conn, &new).await?;
         let message = JobMessage::new(generation.id, &generation.generator_name, &origin);
         let message = serde_json::to_value(&message).map_err(AppError::internal)?;

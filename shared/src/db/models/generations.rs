@@ -3,7 +3,7 @@
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::{dsl::count_star, prelude::*};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -115,15 +115,21 @@ pub struct NewUpload {
     pub completed_at: DateTime<Utc>,
 }
 
+/// Inserts a finished upload, in the current task's trace (its webhook events are sent in it).
 pub async fn insert_upload(
     conn: &mut AsyncPgConnection,
     new: &NewUpload,
 ) -> QueryResult<Generation> {
-    diesel::insert_into(generations::table)
-        .values(new)
-        .returning(Generation::as_returning())
-        .get_result(conn)
-        .await
+    let trace = crate::trace::current();
+    conn.transaction(async move |conn| {
+        crate::db::set_transaction_trace(conn, trace).await?;
+        diesel::insert_into(generations::table)
+            .values(new)
+            .returning(Generation::as_returning())
+            .get_result(conn)
+            .await
+    })
+    .await
 }
 
 /// The `output_metadata` of every generation on `board_id` (to remove their objects).
@@ -147,22 +153,27 @@ pub async fn find_many(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResul
 }
 
 /// Marks a pending or processing generation cancelled; `None` when it was in another state
-/// (the update is conditional, never a blind write).
+/// (the update is conditional, never a blind write). In the current task's trace.
 pub async fn cancel(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Generation>> {
-    diesel::update(
-        generations::table
-            .find(id)
-            .filter(generations::status.eq_any(["pending", "processing"])),
-    )
-    .set((
-        generations::status.eq("cancelled"),
-        generations::error_message.eq("Cancelled by user"),
-        generations::completed_at.eq(diesel::dsl::now),
-    ))
-    .returning(Generation::as_returning())
-    .get_result(conn)
+    let trace = crate::trace::current();
+    conn.transaction(async move |conn| {
+        crate::db::set_transaction_trace(conn, trace).await?;
+        diesel::update(
+            generations::table
+                .find(id)
+                .filter(generations::status.eq_any(["pending", "processing"])),
+        )
+        .set((
+            generations::status.eq("cancelled"),
+            generations::error_message.eq("Cancelled by user"),
+            generations::completed_at.eq(diesel::dsl::now),
+        ))
+        .returning(Generation::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+    })
     .await
-    .optional()
 }
 
 pub async fn delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {

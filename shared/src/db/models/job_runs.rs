@@ -279,10 +279,13 @@ pub async fn complete(
         thumbnail_url.map(str::to_string),
         output_metadata.clone(),
     );
+    let trace = crate::trace::current();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         if !holds(conn, &claim).await? {
             return Ok(None);
         }
+        // The job's trace, for the webhook events of the change.
+        crate::db::set_transaction_trace(conn, trace).await?;
         let id = claim.generation_id;
         let done = diesel::update(
             generations::table
@@ -324,10 +327,12 @@ pub async fn fail(
     message: &str,
 ) -> QueryResult<Option<Generation>> {
     let (claim, message) = (claim.clone(), message.to_string());
+    let trace = crate::trace::current();
     conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
         if !holds(conn, &claim).await? {
             return Ok(None);
         }
+        crate::db::set_transaction_trace(conn, trace).await?;
         let id = claim.generation_id;
         let failed = diesel::update(
             generations::table

@@ -193,6 +193,8 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// The trace of the change that caused it (or of its resend), when it ran in one.
+    pub traceparent: Option<String>,
 }
 
 impl Delivery {
@@ -201,7 +203,8 @@ impl Delivery {
     }
 }
 
-/// Queues one delivery of `payload` (its relay publishes it).
+/// Queues one delivery of `payload` (its relay publishes it), sent in the current task's
+/// trace.
 pub async fn insert_delivery(
     conn: &mut AsyncPgConnection,
     webhook_id: Uuid,
@@ -213,6 +216,7 @@ pub async fn insert_delivery(
             webhook_deliveries::webhook_id.eq(webhook_id),
             webhook_deliveries::event_type.eq(event_type),
             webhook_deliveries::payload.eq(payload),
+            webhook_deliveries::traceparent.eq(crate::trace::current().map(|t| t.header())),
         ))
         .returning(Delivery::as_returning())
         .get_result(conn)
@@ -252,9 +256,10 @@ pub async fn list_deliveries(
         .await
 }
 
-/// Sends a settled delivery again (same message id): back to pending and to the relay. `None`
-/// when it is unknown or still pending.
+/// Sends a settled delivery again (same message id): back to pending and to the relay, in the
+/// trace of the resend (the current task's). `None` when it is unknown or still pending.
 pub async fn resend(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Delivery>> {
+    let trace = crate::trace::current().map(|t| t.header());
     diesel::update(
         webhook_deliveries::table
             .find(id)
@@ -264,6 +269,7 @@ pub async fn resend(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Optio
         webhook_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
         webhook_deliveries::published.eq(false),
         webhook_deliveries::publish_after.eq(diesel::dsl::now),
+        webhook_deliveries::traceparent.eq(trace),
     ))
     .returning(Delivery::as_returning())
     .get_result(conn)
