@@ -67,7 +67,11 @@ impl Worker {
         let redis = redis_pool::build_redis_pool(&config.redis)?;
         let events = EventBus::from_config(&config.redis, redis.clone(), logger.clone());
         let storage = boards_shared::storage::open(&config, &logger).await?;
-        let executors = generators::Executors::from_config(&registry, &config)?;
+        let telemetry = boards_shared::telemetry::Telemetry::from_config(
+            config.log.otlp_endpoint.as_deref(),
+            "boards-worker",
+        )?;
+        let executors = generators::Executors::from_config(&registry, &config, telemetry.clone())?;
         let fetcher = output_fetcher(&config)?;
         let env = Arc::new(WorkerEnv {
             topology: Topology::new(&config),
@@ -89,10 +93,7 @@ impl Worker {
             executors: Arc::new(executors),
             fetcher: Arc::new(fetcher),
             metrics: Arc::new(Metrics::new()),
-            telemetry: boards_shared::telemetry::Telemetry::from_config(
-                config.log.otlp_endpoint.as_deref(),
-                "boards-worker",
-            )?,
+            telemetry,
             logger: logger.clone(),
             running: Mutex::new(HashMap::new()),
             broker: Default::default(),

@@ -78,26 +78,29 @@ async fn traced_generation(app: &TestApp, traceparent: &str, receiver: &MockServ
         .unwrap();
 }
 
+/// A server answering `status` to every POST on `route`: an OTLP collector, a webhook receiver.
+async fn answering(route: &str, status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(status))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Options exporting to `collector`.
+fn exporting(collector: &MockServer) -> Options {
+    Options::default().env("BOARDS_OTLP_ENDPOINT", collector.uri())
+}
+
 #[tokio::test]
 async fn request_and_job_spans_are_exported_in_the_callers_trace() {
-    let collector = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/traces"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&collector)
-        .await;
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hook"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&receiver)
-        .await;
-    let app = TestApp::spawn_with(
-        Options::default()
-            .env("BOARDS_OTLP_ENDPOINT", collector.uri())
-            .env("BOARDS_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1"),
-    )
-    .await;
+    let collector = answering("/v1/traces", 200).await;
+    let receiver = answering("/hook", 204).await;
+    let app =
+        TestApp::spawn_with(exporting(&collector).env("BOARDS_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1"))
+            .await;
     let (trace_id, caller_span) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
     traced_generation(&app, &format!("00-{trace_id}-{caller_span}-01"), &receiver).await;
 
@@ -125,4 +128,70 @@ async fn request_and_job_spans_are_exported_in_the_callers_trace() {
     assert!(contains(&body, b"job local-echo"));
     assert!(contains(&body, b"boards-worker"));
     assert!(contains(&body, b"webhook generation.completed"));
+}
+
+#[tokio::test]
+async fn provider_calls_are_exported_as_spans_of_the_job() {
+    use boards_shared::testing::fake_fal::{Behaviour, FakeFal};
+
+    let collector = answering("/v1/traces", 200).await;
+    let fake = FakeFal::start(Behaviour::default()).await;
+    let app = TestApp::spawn_with(
+        exporting(&collector)
+            .env("FAL_KEY", "test-fal-key")
+            .env("BOARDS_FAL_BASE_URL", fake.url())
+            .env("BOARDS_FAL_REST_URL", fake.url())
+            .env("BOARDS_PROVIDER_POLL_INTERVAL_MS", "20")
+            .env("BOARDS_PROVIDER_MAX_POLL_INTERVAL_MS", "50"),
+    )
+    .await;
+    let registry = boards_shared::generators::config::load(&app.config)
+        .unwrap()
+        .registry;
+    let w = worker(&app, registry).await;
+    let owner = app.user("owner").await;
+    let b = board(&app, &owner).await;
+    let id = generate_traced(
+        &app,
+        &owner,
+        None,
+        &b,
+        "fal-nano-banana-pro",
+        "IMAGE",
+        json!({"prompt": "a lighthouse"}),
+    )
+    .await;
+    wait_for(&app, &owner, &id, &["completed"], Duration::from_secs(30)).await;
+    w.stop().await;
+
+    // Every API call fal's fake saw is a span the worker exported, under the span id its
+    // `traceparent` named.
+    let calls: Vec<_> = fake
+        .server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !r.url.path().starts_with("/files/"))
+        .collect();
+    assert!(calls.len() >= 2, "{} calls", calls.len());
+    let body: Vec<u8> = collector
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|r| r.body.clone())
+        .collect();
+    for call in &calls {
+        let header = call.headers.get("traceparent").unwrap().to_str().unwrap();
+        let span = boards_shared::trace::TraceContext::parse(header).unwrap();
+        assert!(
+            contains(&body, &span.span_id),
+            "{} {} was not exported",
+            call.method,
+            call.url.path()
+        );
+    }
+    assert!(contains(&body, b"url.path"));
+    assert!(contains(&body, b"http.response.status_code"));
 }

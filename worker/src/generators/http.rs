@@ -3,10 +3,17 @@
 //! backoff that honours `Retry-After`. Calls that create something upstream (a submit) are
 //! retried only when the request surely did not land (connection refused, or an answer that
 //! says it was not taken: 408/409/429/502/503/504).
+//!
+//! Every attempt made for a job is a span of the job's trace: its `traceparent` goes to the
+//! provider, and with export on, the span (`<METHOD> <host>`, until the answer's headers) goes
+//! to the collector.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use boards_shared::generators::{run::GenerateError, Provider};
+use boards_shared::{
+    generators::{run::GenerateError, Provider},
+    telemetry::{FinishedSpan, KeyValue, SpanKind, Telemetry},
+};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -83,35 +90,80 @@ fn not_taken(status: u16) -> bool {
     matches!(status, 408 | 409 | 429 | 502 | 503 | 504)
 }
 
-/// `request` with a `traceparent` header when it is sent for a job: a new span, child of the
-/// job's, so the provider's own tracing (if any) joins the job's trace.
-fn traced(request: RequestBuilder) -> RequestBuilder {
-    match boards_shared::trace::current() {
-        Some(job) => request.header("traceparent", job.child().header()),
-        None => request,
-    }
-}
-
 /// The shared client.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
     pub policy: Policy,
+    telemetry: Telemetry,
 }
 
 impl Http {
-    pub fn new(policy: Policy) -> anyhow::Result<Self> {
+    pub fn new(policy: Policy, telemetry: Telemetry) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(policy.timeout)
             .pool_max_idle_per_host(256)
             .user_agent(concat!("boards-rs/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, policy })
+        Ok(Self {
+            client,
+            policy,
+            telemetry,
+        })
     }
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// Sends one attempt. For a job, as a new span, child of the job's: its `traceparent`
+    /// goes with the request (the provider's own tracing, if any, joins the job's trace) and,
+    /// with export on, the span is exported with the attempt's outcome.
+    async fn send_once(&self, request: RequestBuilder, attempt: u32) -> reqwest::Result<Response> {
+        let Some(job) = boards_shared::trace::current() else {
+            return request.send().await;
+        };
+        let span = job.child();
+        let request = request.header("traceparent", span.header());
+        if !self.telemetry.enabled() {
+            return request.send().await;
+        }
+        let (client, request) = request.build_split();
+        let request = request?;
+        let method = request.method().to_string();
+        let host = request.url().host_str().unwrap_or_default().to_string();
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.clone()),
+            KeyValue::new("server.address", host.clone()),
+            // The path only: a query may carry what does not belong in a trace.
+            KeyValue::new("url.path", request.url().path().to_string()),
+            KeyValue::new("attempt", i64::from(attempt)),
+        ];
+        let start = SystemTime::now();
+        let result = client.execute(request).await;
+        let error = match &result {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                attributes.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
+                (status >= 400).then(|| format!("HTTP {status}"))
+            }
+            Err(e) => Some(describe(e)),
+        };
+        self.telemetry.record(FinishedSpan {
+            name: format!("{method} {host}").into(),
+            kind: SpanKind::Client,
+            trace: span,
+            parent: Some(job),
+            start,
+            end: SystemTime::now(),
+            attributes,
+            error,
+        });
+        result
     }
 
     /// Sends the request `make` builds (again for every attempt) until it succeeds, fails for
@@ -128,7 +180,7 @@ impl Http {
             attempt += 1;
             let last = attempt >= self.policy.max_attempts;
             let sent = tokio::select! {
-                r = traced(make(&self.client)).send() => r,
+                r = self.send_once(make(&self.client), attempt) => r,
                 _ = cancel.cancelled() => return Err(CallError::Cancelled),
             };
             let wait = match sent {
@@ -199,9 +251,9 @@ impl Http {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let request = traced(make().await?);
+            let request = make().await?;
             let sent = tokio::select! {
-                r = request.send() => r,
+                r = self.send_once(request, attempt) => r,
                 _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
             };
             let error = match sent {

@@ -32,14 +32,22 @@ pub struct Executors {
 impl Executors {
     /// Executors for every generator of `registry`. Provider models whose key is missing get
     /// their executor too: it fails with the clear "no API key" message before any call.
-    pub fn from_config(registry: &Registry, config: &Config) -> anyhow::Result<Self> {
+    /// Provider calls are exported as spans through `telemetry`.
+    pub fn from_config(
+        registry: &Registry,
+        config: &Config,
+        telemetry: boards_shared::telemetry::Telemetry,
+    ) -> anyhow::Result<Self> {
         let g = &config.generators;
         let keys = ProviderKeys::from_config(g).map_err(anyhow::Error::msg)?;
-        let http = http::Http::new(http::Policy {
-            max_attempts: g.max_retries.max(1),
-            timeout: Duration::from_secs(g.request_timeout_seconds.max(1)),
-            ..http::Policy::default()
-        })?;
+        let http = http::Http::new(
+            http::Policy {
+                max_attempts: g.max_retries.max(1),
+                timeout: Duration::from_secs(g.request_timeout_seconds.max(1)),
+                ..http::Policy::default()
+            },
+            telemetry,
+        )?;
         let poll = poll::Poll {
             first: Duration::from_millis(g.poll_interval_ms.max(1)),
             max: Duration::from_millis(g.max_poll_interval_ms.max(1)),
