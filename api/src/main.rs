@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use boards_api::Application;
-use boards_shared::{config, logging, Config};
+use boards_shared::{logging, Config};
 use clap::{Parser, Subcommand};
-use slog::{error, info, warn};
+use slog::{error, info};
 
 /// mimalloc: GraphQL responses are many small allocations (values, maps, strings); the system
 /// allocator spent a fifth of the request time in malloc/free in profiles.
@@ -45,9 +45,7 @@ async fn main() -> ExitCode {
     };
     let logger = logging::build(&config.log, "boards-api");
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    for key in config::unknown_env_keys(&env) {
-        warn!(logger, "unknown configuration variable ignored"; "variable" => key);
-    }
+    logging::warn_unknown_env(&logger, &env);
     // Once per process, before the subcommand runs: one record, one field per key.
     info!(logger, "configuration"; logging::Fields(config.log_fields()));
 

@@ -1521,6 +1521,17 @@ pub fn unknown_env_keys(env: &BTreeMap<String, String>) -> Vec<String> {
         .collect()
 }
 
+/// What to set instead of a variable of the original Boards that is not read here.
+pub fn replacement_of(key: &str) -> Option<&'static str> {
+    match key {
+        "BOARDS_OTEL_ENABLED" | "BOARDS_OTEL_ENDPOINT" | "BOARDS_OTEL_SERVICE_NAME" => Some(
+            "the original's OTLP/gRPC exporter; set BOARDS_OTLP_ENDPOINT to the collector's \
+             OTLP/HTTP address (port 4318) to export traces from both binaries",
+        ),
+        _ => None,
+    }
+}
+
 /// The shortest `BOARDS_ADMIN_TOKEN` accepted (a short token is guessable).
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
@@ -2188,6 +2199,9 @@ mod tests {
     fn unknown_boards_variables_are_reported() {
         let unknown = unknown_env_keys(&env(&[("BOARDS_API_PROT", "1"), ("BOARDS_API_PORT", "1")]));
         assert_eq!(unknown, vec!["BOARDS_API_PROT".to_string()]);
+        assert!(replacement_of("BOARDS_OTEL_ENDPOINT")
+            .is_some_and(|r| r.contains("BOARDS_OTLP_ENDPOINT")));
+        assert_eq!(replacement_of("BOARDS_API_PROT"), None);
     }
 }
 

@@ -83,3 +83,17 @@ fn parse_level(level: &str) -> Level {
         _ => Level::Info,
     }
 }
+
+/// Warns of every `BOARDS_*` variable of `env` that is not read, saying what to set instead
+/// when it is one of the original's.
+pub fn warn_unknown_env(logger: &Logger, env: &std::collections::BTreeMap<String, String>) {
+    for key in crate::config::unknown_env_keys(env) {
+        match crate::config::replacement_of(&key) {
+            Some(instead) => slog::warn!(logger, "configuration variable not read";
+                "variable" => key, "instead" => instead),
+            None => {
+                slog::warn!(logger, "unknown configuration variable ignored"; "variable" => key)
+            }
+        }
+    }
+}

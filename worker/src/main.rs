@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use boards_shared::{config, generators, logging, Config};
+use boards_shared::{generators, logging, Config};
 use clap::Parser;
 use slog::{error, info, warn};
 
@@ -25,9 +25,7 @@ async fn main() -> ExitCode {
     };
     let logger = logging::build(&config.log, "boards-worker");
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    for key in config::unknown_env_keys(&env) {
-        warn!(logger, "unknown configuration variable ignored"; "variable" => key);
-    }
+    logging::warn_unknown_env(&logger, &env);
     info!(logger, "configuration"; logging::Fields(config.log_fields()));
     let loaded = match generators::config::load(&config) {
         Ok(l) => l,

@@ -204,13 +204,20 @@ async fn sigterm_ends_progress_streams_with_a_last_frame_and_the_api_exits_promp
     );
 }
 
+/// The configuration is logged once, and variables that are not read are named (with what to
+/// set instead, for the original's).
 #[tokio::test]
 async fn migrate_logs_the_configuration_once() {
     let db = TestDb::new().await.unwrap();
     let storage = tempfile::tempdir().unwrap();
     let port = free_port();
     let out = tokio::task::spawn_blocking(move || {
-        let out = api(&db, port, &storage).arg("migrate").output().unwrap();
+        let out = api(&db, port, &storage)
+            .arg("migrate")
+            .env("BOARDS_OTEL_ENABLED", "true")
+            .env("BOARDS_API_PROT", "1")
+            .output()
+            .unwrap();
         drop(db);
         out
     })
@@ -226,4 +233,18 @@ async fn migrate_logs_the_configuration_once() {
         logs.iter().any(|r| r["message"] == "migrations applied"),
         "{logs:?}"
     );
+    let otel = logs
+        .iter()
+        .find(|r| r["variable"] == "BOARDS_OTEL_ENABLED")
+        .expect("a warning about BOARDS_OTEL_ENABLED");
+    assert_eq!(otel["message"], "configuration variable not read");
+    assert!(otel["instead"]
+        .as_str()
+        .unwrap()
+        .contains("BOARDS_OTLP_ENDPOINT"));
+    let typo = logs
+        .iter()
+        .find(|r| r["variable"] == "BOARDS_API_PROT")
+        .expect("a warning about BOARDS_API_PROT");
+    assert_eq!(typo["message"], "unknown configuration variable ignored");
 }
