@@ -1524,7 +1524,7 @@ pub fn unknown_env_keys(env: &BTreeMap<String, String>) -> Vec<String> {
 /// What to set instead of a variable of the original Boards that is not read here.
 pub fn replacement_of(key: &str) -> Option<&'static str> {
     match key {
-        "BOARDS_OTEL_ENABLED" | "BOARDS_OTEL_ENDPOINT" | "BOARDS_OTEL_SERVICE_NAME" => Some(
+        k if k.starts_with("BOARDS_OTEL_") => Some(
             "the original's OTLP/gRPC exporter; set BOARDS_OTLP_ENDPOINT to the collector's \
              OTLP/HTTP address (port 4318) to export traces from both binaries",
         ),

@@ -181,7 +181,8 @@ async fn send(
         .and_then(TraceContext::parse);
     let span = parent.map_or_else(TraceContext::root, |p| p.child());
     let started = std::time::SystemTime::now();
-    let outcome = if !webhook.enabled && row.event_type != TEST_EVENT {
+    let disabled = !webhook.enabled && row.event_type != TEST_EVENT;
+    let outcome = if disabled {
         Outcome::Refused {
             code: None,
             error: "the webhook is disabled".into(),
@@ -243,28 +244,31 @@ async fn send(
             Next::Dead,
         ),
     };
-    env.telemetry.record(FinishedSpan {
-        name: format!("webhook {}", row.event_type).into(),
-        kind: SpanKind::Client,
-        trace: span,
-        parent,
-        start: started,
-        end: std::time::SystemTime::now(),
-        attributes: [
-            KeyValue::new("delivery_id", id.to_string()),
-            KeyValue::new("webhook_id", webhook.id.to_string()),
-            KeyValue::new("attempt", i64::from(message.attempt)),
-            KeyValue::new("status", record.status.as_str()),
-        ]
-        .into_iter()
-        .chain(
-            record
-                .status_code
-                .map(|c| KeyValue::new("http.response.status_code", i64::from(c))),
-        )
-        .collect(),
-        error: record.error.clone(),
-    });
+    // A span for each POST (none when the webhook was disabled and nothing was sent).
+    if !disabled {
+        env.telemetry.record(FinishedSpan {
+            name: format!("webhook {}", row.event_type).into(),
+            kind: SpanKind::Client,
+            trace: span,
+            parent,
+            start: started,
+            end: std::time::SystemTime::now(),
+            attributes: [
+                KeyValue::new("delivery_id", id.to_string()),
+                KeyValue::new("webhook_id", webhook.id.to_string()),
+                KeyValue::new("attempt", i64::from(message.attempt)),
+                KeyValue::new("status", record.status.as_str()),
+            ]
+            .into_iter()
+            .chain(
+                record
+                    .status_code
+                    .map(|c| KeyValue::new("http.response.status_code", i64::from(c))),
+            )
+            .collect(),
+            error: record.error.clone(),
+        });
+    }
     let recorded = {
         let mut conn = env.pool.get().await?;
         rows::record_attempt(&mut conn, id, &record).await?

@@ -117,20 +117,36 @@ impl Http {
         &self.client
     }
 
-    /// Sends one attempt. For a job, as a new span, child of the job's: its `traceparent`
-    /// goes with the request (the provider's own tracing, if any, joins the job's trace) and,
-    /// with export on, the span is exported with the attempt's outcome.
-    async fn send_once(&self, request: RequestBuilder, attempt: u32) -> reqwest::Result<Response> {
-        let Some(job) = boards_shared::trace::current() else {
-            return request.send().await;
+    /// Sends one attempt; `None` when `cancel` fires first. For a job, as a new span, child of
+    /// the job's: its `traceparent` goes with the request (the provider's own tracing, if any,
+    /// joins the job's trace) and, with export on, the span is exported with the attempt's
+    /// outcome (a cancelled attempt too, so the provider's spans keep their parent).
+    async fn send_once(
+        &self,
+        request: RequestBuilder,
+        attempt: u32,
+        cancel: &CancellationToken,
+    ) -> Option<reqwest::Result<Response>> {
+        let cancellable = async |request: reqwest::Request, client: reqwest::Client| {
+            tokio::select! {
+                r = client.execute(request) => Some(r),
+                _ = cancel.cancelled() => None,
+            }
         };
-        let span = job.child();
-        let request = request.header("traceparent", span.header());
-        if !self.telemetry.enabled() {
-            return request.send().await;
-        }
+        let job = boards_shared::trace::current();
+        let span = job.map(|job| job.child());
+        let request = match span {
+            Some(span) => request.header("traceparent", span.header()),
+            None => request,
+        };
         let (client, request) = request.build_split();
-        let request = request?;
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
+        };
+        let (Some(job), Some(span), true) = (job, span, self.telemetry.enabled()) else {
+            return cancellable(request, client).await;
+        };
         let method = request.method().to_string();
         let host = request.url().host_str().unwrap_or_default().to_string();
         let mut attributes = vec![
@@ -141,9 +157,9 @@ impl Http {
             KeyValue::new("attempt", i64::from(attempt)),
         ];
         let start = SystemTime::now();
-        let result = client.execute(request).await;
+        let result = cancellable(request, client).await;
         let error = match &result {
-            Ok(r) => {
+            Some(Ok(r)) => {
                 let status = r.status().as_u16();
                 attributes.push(KeyValue::new(
                     "http.response.status_code",
@@ -151,7 +167,8 @@ impl Http {
                 ));
                 (status >= 400).then(|| format!("HTTP {status}"))
             }
-            Err(e) => Some(describe(e)),
+            Some(Err(e)) => Some(describe(e)),
+            None => Some("cancelled".into()),
         };
         self.telemetry.record(FinishedSpan {
             name: format!("{method} {host}").into(),
@@ -179,9 +196,8 @@ impl Http {
         loop {
             attempt += 1;
             let last = attempt >= self.policy.max_attempts;
-            let sent = tokio::select! {
-                r = self.send_once(make(&self.client), attempt) => r,
-                _ = cancel.cancelled() => return Err(CallError::Cancelled),
+            let Some(sent) = self.send_once(make(&self.client), attempt, cancel).await else {
+                return Err(CallError::Cancelled);
             };
             let wait = match sent {
                 Ok(response) if response.status().is_success() => return Ok(response),
@@ -252,9 +268,8 @@ impl Http {
         loop {
             attempt += 1;
             let request = make().await?;
-            let sent = tokio::select! {
-                r = self.send_once(request, attempt) => r,
-                _ = cancel.cancelled() => return Err(GenerateError::Cancelled),
+            let Some(sent) = self.send_once(request, attempt, cancel).await else {
+                return Err(GenerateError::Cancelled);
             };
             let error = match sent {
                 Ok(r) if r.status().is_success() => return Ok(r),
