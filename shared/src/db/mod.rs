@@ -173,9 +173,11 @@ pub async fn set_transaction_trace(
     let Some(trace) = trace else {
         return Ok(());
     };
-    diesel::sql_query("SELECT set_config('boards.traceparent', $1, true)")
-        .bind::<diesel::sql_types::Text, _>(trace.header())
-        .execute(conn)
-        .await
-        .map(drop)
+    // One simple-protocol round trip: a bound `sql_query` is not a cached statement, and would
+    // take two (prepare, then execute). The header is ours: hex digits and dashes only.
+    conn.batch_execute(&format!(
+        "SELECT set_config('boards.traceparent', '{}', true)",
+        trace.header()
+    ))
+    .await
 }
