@@ -312,30 +312,39 @@ pub async fn confirm_channel(conn: &Connection) -> lapin::Result<Channel> {
     Ok(channel)
 }
 
-fn job_properties(message: &JobMessage) -> BasicProperties {
+/// A persistent JSON message's properties: its id, and headers for the dashboard (`x-attempt`,
+/// `traceparent` when there is one, and `extra`).
+fn message_properties(
+    id: String,
+    attempt: u32,
+    traceparent: Option<&str>,
+    extra: &[(&str, Option<&str>)],
+) -> BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert("x-attempt".into(), AMQPValue::LongUInt(message.attempt));
-    headers.insert(
-        "x-generator".into(),
-        AMQPValue::LongString(message.generator.clone().into()),
-    );
-    if let Some(r) = &message.request_id {
-        headers.insert(
-            "x-request-id".into(),
-            AMQPValue::LongString(r.clone().into()),
-        );
-    }
-    if let Some(t) = &message.traceparent {
-        headers.insert(
-            "traceparent".into(),
-            AMQPValue::LongString(t.clone().into()),
-        );
+    headers.insert("x-attempt".into(), AMQPValue::LongUInt(attempt));
+    let strings = extra.iter().copied().chain([("traceparent", traceparent)]);
+    for (name, value) in strings {
+        if let Some(v) = value {
+            headers.insert(name.into(), AMQPValue::LongString(v.to_string().into()));
+        }
     }
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type(ShortString::from("application/json"))
-        .with_message_id(ShortString::from(message.generation_id.to_string()))
+        .with_message_id(ShortString::from(id))
         .with_headers(headers)
+}
+
+fn job_properties(message: &JobMessage) -> BasicProperties {
+    message_properties(
+        message.generation_id.to_string(),
+        message.attempt,
+        message.traceparent.as_deref(),
+        &[
+            ("x-generator", Some(message.generator.as_str())),
+            ("x-request-id", message.request_id.as_deref()),
+        ],
+    )
 }
 
 /// A channel in confirm mode that waits at most `timeout` for each confirm: a broker that
@@ -379,19 +388,12 @@ impl ConfirmedPublisher {
         message: &crate::webhooks::WebhookMessage,
     ) -> anyhow::Result<()> {
         let payload = serde_json::to_vec(message)?;
-        let mut headers = FieldTable::default();
-        headers.insert("x-attempt".into(), AMQPValue::LongUInt(message.attempt));
-        if let Some(t) = &message.traceparent {
-            headers.insert(
-                "traceparent".into(),
-                AMQPValue::LongString(t.clone().into()),
-            );
-        }
-        let props = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type(ShortString::from("application/json"))
-            .with_message_id(ShortString::from(message.delivery_id.to_string()))
-            .with_headers(headers);
+        let props = message_properties(
+            message.delivery_id.to_string(),
+            message.attempt,
+            message.traceparent.as_deref(),
+            &[],
+        );
         self.publish_raw(exchange, routing_key, &payload, props)
             .await
     }

@@ -96,9 +96,7 @@ impl Fetcher {
     /// 2xx response are in; the body streams from [`Fetched::body`].
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
         let deadline = Instant::now() + self.policy.total_timeout;
-        let mut url = Url::parse(url).map_err(|_| {
-            FetchError::NotAllowed("not a valid URL (an http or https scheme and a host)".into())
-        })?;
+        let mut url = parse(url)?;
         let mut redirects = 0u8;
         let response = loop {
             let hop = tokio::time::timeout_at(deadline, self.hop(&url, redirects > 0));
@@ -152,9 +150,7 @@ impl Fetcher {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<Posted, FetchError> {
-        let url = Url::parse(url).map_err(|_| {
-            FetchError::NotAllowed("not a valid URL (an http or https scheme and a host)".into())
-        })?;
+        let url = parse(url)?;
         let send = async {
             let addr = vet(&url, &self.policy.allow, &*self.resolver).await?;
             let client = pinned_client(&url, addr, &self.policy)?;
@@ -197,6 +193,12 @@ impl Fetcher {
         let client = pinned_client(url, addr, &self.policy)?;
         client.get(url.clone()).send().await.map_err(network)
     }
+}
+
+fn parse(url: &str) -> Result<Url, FetchError> {
+    Url::parse(url).map_err(|_| {
+        FetchError::NotAllowed("not a valid URL (an http or https scheme and a host)".into())
+    })
 }
 
 /// A client that can only reach `addr`: the URL's name is pinned to it, any other name fails
